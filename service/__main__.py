@@ -1,0 +1,84 @@
+"""Command line: `python -m service [serve|migrate|token USER_ID [--ttl S]]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from dataclasses import replace
+
+from .auth import mint_token
+from .migrations import MigrationError, migrate
+from .settings import ConfigError, Settings
+
+
+def _with_database(settings: Settings) -> Settings:
+    """Settings whose DATABASE_URL is set: without one, start the embedded PostgreSQL and use it."""
+    if settings.database_url is not None:
+        return settings
+    from .db import start_embedded
+
+    url = start_embedded(settings.data_dir)
+    # Workers are new processes that read the environment: they must find the same database.
+    os.environ["DATABASE_URL"] = url
+    return replace(settings, database_url=url)
+
+
+def _migrate(settings: Settings) -> None:
+    from .db import asyncpg_dsn
+
+    assert settings.database_url is not None
+    applied = asyncio.run(migrate(asyncpg_dsn(settings.database_url)))
+    print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}", file=sys.stderr)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    embedded = settings.database_url is None
+    settings = _with_database(settings)
+    if embedded:
+        _migrate(settings)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "*"),
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=25,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the HTTP server (the default)")
+    commands.add_parser("migrate", help="apply the migrations in sql/")
+    token = commands.add_parser("token", help="print an HS256 token for USER_ID")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+        if args.command == "token":
+            print(mint_token(settings, args.user_id, args.ttl))
+        elif args.command == "migrate":
+            _migrate(_with_database(settings))
+        else:
+            _serve(settings)
+    except (ConfigError, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

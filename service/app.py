@@ -1,0 +1,107 @@
+"""The application: routes, the auth middleware, error handlers and the pool's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import health, tasks
+from .auth import AuthMiddleware, TokenVerifier
+from .cursors import CursorCodec
+from .db import UNAVAILABLE_ERRORS, create_pool
+from .envelope import error_response
+from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
+from .settings import ConfigError, Settings
+from .task_store import TaskStore
+
+logger = logging.getLogger("service")
+
+PURGE_INTERVAL_SECONDS = 3600.0
+POOL_CLOSE_SECONDS = 10.0
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(request.scope, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (with its Allow header), in our envelope."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request.scope, NotFound("No such route"))
+    error_class = BY_STATUS.get(exc.status_code)
+    if error_class is None:
+        error = ApiError(exc.detail, headers=exc.headers)
+        error.status, error.code = exc.status_code, HTTPStatus(exc.status_code).name
+    else:
+        error = error_class(headers=exc.headers)
+    return error_response(request.scope, error)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(request.scope, unavailable())
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback when it re-raises; the client learns nothing of it.
+    return error_response(request.scope, InternalError())
+
+
+async def _purge_expired_keys(store: TaskStore) -> None:
+    """Forget idempotency keys past their 24 hours, hourly; no cron job needed."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
+        try:
+            await store.purge_keys()
+        except UNAVAILABLE_ERRORS:
+            logger.warning("idempotency key purge skipped: database unavailable")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI app; `settings` default to the environment's."""
+    settings = settings or Settings.from_env()
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL is required here; `python -m service` starts an embedded database")
+    verifier = TokenVerifier(settings)
+    assert settings.better_auth_secret is not None
+    cursors = CursorCodec(settings.better_auth_secret.encode())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        pool = await create_pool(settings)
+        store = TaskStore(pool, settings.db_acquire_timeout)
+        purger = asyncio.create_task(_purge_expired_keys(store))
+        try:
+            yield {"pool": pool, "store": store, "cursors": cursors}
+        finally:
+            purger.cancel()
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                pool.terminate()
+
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+        Exception: _unexpected,
+        **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
+    }
+    return Starlette(
+        routes=[*health.routes, *tasks.routes],
+        middleware=[Middleware(AuthMiddleware, verifier=verifier)],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )

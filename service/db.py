@@ -1,0 +1,56 @@
+"""Connections: URL normalising, the asyncpg pool, and the embedded PostgreSQL for local runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from .settings import Settings
+
+# libpq options asyncpg does not understand; it would send them to the server as settings.
+_LIBPQ_ONLY = {"channel_binding", "connect_timeout", "application_name_fallback", "gssencmode"}
+
+# What "the database cannot be reached" looks like from asyncpg: these become 503, not 500.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Translate the URLs platforms hand out (postgres://, postgresql+asyncpg://) for asyncpg."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _LIBPQ_ONLY]
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the pgserver PostgreSQL in `data_dir`; return its URL."""
+    import pgserver  # imported here: only local runs without DATABASE_URL need it
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so workers and restarts share it.
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    return server.get_uri()
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A lazy pool: the service starts even while the database is down, and reconnects by itself."""
+    assert settings.database_url is not None
+    return await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url),
+        min_size=0,
+        max_size=settings.pool_max_size,
+        timeout=settings.db_connect_timeout,
+        max_inactive_connection_lifetime=300,
+    )

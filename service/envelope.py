@@ -1,0 +1,73 @@
+"""The `data`/`meta`/`error` envelope every JSON response is wrapped in, and the request id."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+from starlette.types import Scope
+
+from .errors import ApiError
+from .schemas import Envelope, ErrorBody, ErrorEnvelope, ResponseMeta
+
+REQUEST_ID_HEADER = b"x-request-id"
+MAX_REQUEST_ID = 128
+
+_encode = msgspec.json.Encoder().encode
+# Responses must never be cached by a shared cache (they are per user) nor MIME-sniffed.
+_COMMON_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+
+def _valid_request_id(raw: bytes) -> bool:
+    return 0 < len(raw) <= MAX_REQUEST_ID and all(0x21 <= b <= 0x7E for b in raw)
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id: the client's `X-Request-ID` when well-formed, else a new one; fixed per request."""
+    rid: str | None = scope.get("request_id")
+    if rid is None:
+        rid = (
+            next(
+                (
+                    v.decode("ascii")
+                    for k, v in scope["headers"]
+                    if k == REQUEST_ID_HEADER and _valid_request_id(v)
+                ),
+                None,
+            )
+            or os.urandom(16).hex()
+        )
+        scope["request_id"] = rid
+    return rid
+
+
+def json_response(
+    scope: Scope, status: int, envelope: msgspec.Struct, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Encode an envelope once, straight to bytes, with the headers every response carries."""
+    all_headers = {**_COMMON_HEADERS, "x-request-id": request_id(scope)}
+    if headers:
+        all_headers.update(headers)
+    return Response(_encode(envelope), status, all_headers, "application/json")
+
+
+def success(
+    scope: Scope,
+    data: Any,
+    *,
+    status: int = 200,
+    meta: msgspec.Struct | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return json_response(
+        scope, status, Envelope(data=data, meta=meta or ResponseMeta(request_id(scope))), headers
+    )
+
+
+def error_response(scope: Scope, exc: ApiError) -> Response:
+    body = ErrorBody(status=exc.status, code=exc.code, message=exc.message, details=exc.details)
+    envelope = ErrorEnvelope(data=None, meta=ResponseMeta(request_id(scope)), error=body)
+    return json_response(scope, exc.status, envelope, exc.headers)

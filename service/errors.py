@@ -1,0 +1,107 @@
+"""Typed API errors; `envelope.error_response` is the one place they become JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .schemas import FieldError
+
+
+class ApiError(Exception):
+    """An error the client is told about, with its status and machine-readable code."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    message: str = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if message is not None:
+            self.message = message
+        self.details = list(details)
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(ApiError):
+    status, code, message = 400, "BAD_REQUEST", "Request body is not valid JSON"
+
+
+class Unauthorized(ApiError):
+    status, code, message = 401, "UNAUTHORIZED", "Invalid or missing bearer token"
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "FORBIDDEN", "You may only access your own tasks"
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "NOT_FOUND", "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+
+class Conflict(ApiError):
+    status, code, message = 409, "CONFLICT", "Conflict"
+
+
+class PreconditionFailed(ApiError):
+    status, code, message = 412, "PRECONDITION_FAILED", "The task has changed since the given ETag"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is larger than 65536 bytes"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"
+
+
+class ValidationFailed(ApiError):
+    status, code, message = 422, "VALIDATION_ERROR", "The request is not valid"
+
+
+class ServiceUnavailable(ApiError):
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly"
+
+
+class InternalError(ApiError):
+    pass
+
+
+TASK_NOT_FOUND = "Task not found"
+
+BY_STATUS: dict[int, type[ApiError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        ServiceUnavailable,
+        InternalError,
+    )
+}
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    """A 422 about one field."""
+    return ValidationFailed(details=[FieldError(field=field, message=message)])
+
+
+def unavailable() -> ServiceUnavailable:
+    """A 503 that tells the client when to try again."""
+    return ServiceUnavailable(headers={"retry-after": "5"})

@@ -1,0 +1,33 @@
+"""Liveness and readiness, outside /api/ and without a token."""
+
+from __future__ import annotations
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .db import UNAVAILABLE_ERRORS
+from .envelope import error_response, success
+from .errors import unavailable
+from .schemas import Health
+
+READY_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up; deliberately no database call, so a database outage never restarts it."""
+    return success(request.scope, Health(status="ok"))
+
+
+async def readyz(request: Request) -> Response:
+    pool: asyncpg.Pool = request.state.pool
+    try:
+        async with pool.acquire(timeout=READY_TIMEOUT) as conn:
+            await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
+    except UNAVAILABLE_ERRORS:
+        return error_response(request.scope, unavailable())
+    return success(request.scope, Health(status="ready"))
+
+
+routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -1,0 +1,49 @@
+"""SQLModel table models: the one Python description of the schema that `sql/` creates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, LargeBinary, SmallInteger, Text, func, text
+from sqlmodel import Field, SQLModel
+
+_NOW = {"server_default": func.now()}
+
+
+class User(SQLModel, table=True):
+    """A Better Auth user, created on their first write."""
+
+    __tablename__ = "users"
+
+    id: str = Field(sa_type=Text, primary_key=True)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
+
+
+class Task(SQLModel, table=True):
+    """One todo item; keyed by its owner first, so every lookup is scoped to a user."""
+
+    __tablename__ = "tasks"
+
+    user_id: str = Field(sa_type=Text, foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    id: uuid.UUID = Field(primary_key=True)
+    title: str = Field(sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
+    # Defaults live in the database only, so an INSERT that leaves them out gets them there.
+    completed: bool = Field(sa_column_kwargs={"server_default": text("false")})
+    version: int = Field(sa_column_kwargs={"server_default": text("1")})
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A POST's Idempotency-Key: in flight while `status` is null, then the stored 2xx response."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: str = Field(sa_type=Text, primary_key=True)
+    key: str = Field(sa_type=Text, primary_key=True)
+    request_hash: bytes = Field(sa_type=LargeBinary)
+    status: int | None = Field(default=None, sa_type=SmallInteger)
+    response: bytes | None = Field(default=None, sa_type=LargeBinary)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)

@@ -1,0 +1,108 @@
+"""Configuration, read once from the environment into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+MIN_SECRET_LENGTH = 32
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+Number = TypeVar("Number", int, float)
+
+
+class ConfigError(Exception):
+    """A missing or bad environment variable: the process must not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service can be told, validated."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = 1
+    log_level: str = "info"
+    pool_size: int = 10
+    pool_max_overflow: int = 0
+    db_connect_timeout: float = 5.0
+    db_acquire_timeout: float = 5.0
+    better_auth_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway: int = 30
+    jwt_user_claim: str = "sub"
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.better_auth_secret is None:
+            raise ConfigError("BETTER_AUTH_SECRET is required: the service has no other way to verify tokens")
+        if len(self.better_auth_secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.database_url is not None:
+            scheme = urlsplit(self.database_url).scheme
+            if scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+                raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme or 'no'} scheme")
+
+    @property
+    def pool_max_size(self) -> int:
+        return self.pool_size + self.pool_max_overflow
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; raise ConfigError naming the bad one."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        return cls(
+            database_url=reader.text("DATABASE_URL"),
+            data_dir=Path(reader.text("DATA_DIR") or ".data"),
+            host=reader.text("HOST") or "127.0.0.1",
+            port=reader.number("PORT", int, 8000, low=0, high=65535),
+            web_concurrency=reader.number("WEB_CONCURRENCY", int, 1, low=1, high=64),
+            log_level=(reader.text("LOG_LEVEL") or "info").lower(),
+            pool_size=reader.number("DB_POOL_SIZE", int, 10, low=1, high=1000),
+            pool_max_overflow=reader.number("DB_POOL_MAX_OVERFLOW", int, 0, low=0, high=1000),
+            db_connect_timeout=reader.number("DB_CONNECT_TIMEOUT", float, 5.0, low=0.1, high=120),
+            db_acquire_timeout=reader.number("DB_ACQUIRE_TIMEOUT", float, 5.0, low=0.1, high=120),
+            better_auth_secret=reader.text("BETTER_AUTH_SECRET"),
+            jwt_issuer=reader.text("JWT_ISSUER"),
+            jwt_audience=reader.text("JWT_AUDIENCE"),
+            jwt_leeway=reader.number("JWT_LEEWAY_SECONDS", int, 30, low=0, high=600),
+            jwt_user_claim=reader.text("JWT_USER_ID_CLAIM") or "sub",
+            cors_origins=tuple(
+                o.strip() for o in (reader.text("CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
+        )
+
+
+class _Reader:
+    """Reads variables from one mapping; blank counts as unset."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def number(
+        self, name: str, kind: Callable[[str], Number], default: Number, *, low: float, high: float
+    ) -> Number:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {raw}")
+        return value

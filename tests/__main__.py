@@ -1,0 +1,24 @@
+"""`python -m tests`: lint, format check, then the whole suite; exits non-zero on any failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def main() -> int:
+    steps = [
+        [sys.executable, "-m", "ruff", "check", "."],
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        [sys.executable, "-m", "pytest", *sys.argv[1:]],
+    ]
+    for step in steps:
+        print("+", " ".join(step[2:]), flush=True)
+        code = subprocess.call(step)  # noqa: S603 - our own fixed commands
+        if code != 0:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

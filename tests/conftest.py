@@ -1,0 +1,54 @@
+"""Fixtures: one real PostgreSQL per test session, one migrated database, one live server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import Database, LiveServer, fresh_database, new_user, postgres_server, test_settings
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database(pg_admin_url: str) -> Database:
+    return fresh_database(pg_admin_url, "todo_test")
+
+
+@pytest.fixture(scope="session")
+def server(database: Database) -> Iterator[LiveServer]:
+    with LiveServer(test_settings(database.url)) as live:
+        yield live
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+@pytest.fixture
+def user() -> str:
+    return new_user()
+
+
+@pytest.fixture
+def make_server(database: Database) -> Iterator[Callable[..., LiveServer]]:
+    """Start extra servers with other settings; they stop at the end of the test."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        live = LiveServer(test_settings(overrides.pop("database_url", database.url), **overrides))
+        started.append(live.__enter__())
+        return live
+
+    yield start
+    for live in started:
+        live.__exit__(None, None, None)

@@ -1,0 +1,152 @@
+"""Test helpers: a live uvicorn server on loopback, tokens, and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from service.app import create_app
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from service.settings import Settings
+
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def new_user() -> str:
+    return f"user_{secrets.token_hex(8)}"
+
+
+def make_token(
+    user_id: str | None,
+    *,
+    secret: str = SECRET,
+    alg: str = "HS256",
+    ttl: int = 600,
+    header: Mapping[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+    **claims: Any,
+) -> str:
+    """An HS* token; any claim can be overridden, and `drop` removes claims."""
+    now = int(time.time())
+    body: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl, **claims}
+    for name in drop:
+        body.pop(name, None)
+    return jwt.encode({"alg": alg, **(header or {})}, body, OctKey.import_key(secret), algorithms=[alg])
+
+
+def auth(user_id: str, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(user_id, **kwargs)}"}
+
+
+@dataclass(frozen=True)
+class Database:
+    """A migrated database on a real PostgreSQL server."""
+
+    url: str
+    admin_url: str
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return asyncio.run(self.fetch(sql, *args))
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL, naming another database (pgserver URLs carry the socket in the query)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return _with_database(admin_url, name)
+
+
+@contextmanager
+def postgres_server(base: Path) -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL's if set, else an embedded pgserver in `base`."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    import pgserver
+
+    server = pgserver.get_server(base, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def fresh_database(admin_url: str, name: str) -> Database:
+    url = asyncio.run(create_database(admin_url, name))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    return Database(url=url, admin_url=admin_url)
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    base = Settings(database_url=database_url, better_auth_secret=SECRET, pool_size=20)
+    return replace(base, **overrides)
+
+
+class LiveServer:
+    """The real app on uvicorn, on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="live-server", daemon=True)
+        self.base_url = ""
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
