@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import unquote
 from typing import Any
 
 from joserfc import jwt
@@ -120,6 +121,17 @@ def _is_preflight(scope: Scope) -> bool:
     )
 
 
+def _path_owner(scope: Scope) -> str:
+    """The first segment after /api/: whose tasks the request is about.
+
+    Cut from the raw path before decoding, so an encoded slash (`alice%2F..%2Fbob`) stays one segment.
+    """
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return str(scope["path"][len(API_PREFIX) :].partition("/")[0])
+    return unquote(raw[len(API_PREFIX) :].partition(b"/")[0].decode("latin-1"))
+
+
 class AuthMiddleware:
     """Verifies the bearer token of every /api/ request before routing, then checks the path's owner.
 
@@ -136,8 +148,7 @@ class AuthMiddleware:
             return
         try:
             user = self.verifier.verify(bearer_token(scope))
-            # The first segment after /api/ names whose tasks these are; only their owner gets past.
-            owner = scope["path"][len(API_PREFIX) :].partition("/")[0]
+            owner = _path_owner(scope)
             if owner and owner != user.user_id:
                 raise Forbidden()
         except ApiError as exc:

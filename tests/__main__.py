@@ -14,7 +14,7 @@ def main() -> int:
     ]
     for step in steps:
         print("+", " ".join(step[2:]), flush=True)
-        code = subprocess.call(step)  # noqa: S603 - our own fixed commands
+        code = subprocess.call(step)
         if code != 0:
             return code
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Database, LiveServer, fresh_database, new_user, postgres_server, test_settings
+from tests.support import Database, LiveServer, fresh_database, new_user, postgres_server, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def database(pg_admin_url: str) -> Database:
 
 @pytest.fixture(scope="session")
 def server(database: Database) -> Iterator[LiveServer]:
-    with LiveServer(test_settings(database.url)) as live:
+    with LiveServer(settings_for(database.url)) as live:
         yield live
 
 
@@ -45,7 +45,7 @@ def make_server(database: Database) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        live = LiveServer(test_settings(overrides.pop("database_url", database.url), **overrides))
+        live = LiveServer(settings_for(overrides.pop("database_url", database.url), **overrides))
         started.append(live.__enter__())
         return live
 

@@ -111,7 +111,7 @@ def fresh_database(admin_url: str, name: str) -> Database:
     return Database(url=url, admin_url=admin_url)
 
 
-def test_settings(database_url: str, **overrides: Any) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
     base = Settings(database_url=database_url, better_auth_secret=SECRET, pool_size=20)
     return replace(base, **overrides)
 

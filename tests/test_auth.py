@@ -1,0 +1,303 @@
+"""CONTRACT §2, §3, §7: every way a token can be missing, forged or wrong, and the 403 rule."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, settings_for
+
+NO_TOKEN = 'Bearer realm="api"'
+BAD_TOKEN = 'Bearer realm="api", error="invalid_token"'
+ANY_TASK = "00000000-0000-7000-8000-000000000000"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict, claims: dict, signature: str = "") -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}.{signature}"
+
+
+def _get(client: httpx.Client, user: str, authorization: str | None) -> httpx.Response:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    return client.get(f"/api/{user}/tasks", headers=headers)
+
+
+def _assert_401(response: httpx.Response, challenge: str) -> None:
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == challenge
+    body = response.json()
+    assert body["data"] is None
+    assert body["error"]["code"] == "UNAUTHORIZED"
+    assert body["meta"]["request_id"] == response.headers["x-request-id"]
+
+
+def test_valid_token_is_accepted(client: httpx.Client, user: str) -> None:
+    assert _get(client, user, f"Bearer {make_token(user)}").status_code == 200
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+def test_scheme_word_is_case_insensitive(client: httpx.Client, user: str, scheme: str) -> None:
+    assert _get(client, user, f"{scheme} {make_token(user)}").status_code == 200
+
+
+def test_missing_authorization(client: httpx.Client, user: str) -> None:
+    _assert_401(_get(client, user, None), NO_TOKEN)
+
+
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Token abc", "abc"])
+def test_other_schemes_are_no_token(client: httpx.Client, user: str, value: str) -> None:
+    _assert_401(_get(client, user, value), NO_TOKEN)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\t", "garbage", "a.b.c", "a.b", "....", "eyJhbGciOiJIUzI1NiJ9.e30.", "a.b.c.d.e"],
+    ids=["empty", "garbage", "three-junk-parts", "two-parts", "dots", "unsigned-hs", "jwe-shape"],
+)
+def test_malformed_tokens(client: httpx.Client, user: str, token: str) -> None:
+    _assert_401(_get(client, user, f"Bearer {token}".strip()), BAD_TOKEN)
+
+
+def test_bad_signature(client: httpx.Client, user: str) -> None:
+    head, body, sig = make_token(user).split(".")
+    flipped = sig[:-2] + ("AA" if sig[-2:] != "AA" else "BB")
+    _assert_401(_get(client, user, f"Bearer {head}.{body}.{flipped}"), BAD_TOKEN)
+
+
+def test_payload_swapped_under_a_valid_signature(client: httpx.Client, user: str) -> None:
+    victim = new_user()
+    head, _, sig = make_token(user).split(".")
+    _, victim_body, _ = make_token(victim).split(".")
+    _assert_401(_get(client, victim, f"Bearer {head}.{victim_body}.{sig}"), BAD_TOKEN)
+
+
+def test_token_signed_with_another_secret(client: httpx.Client, user: str) -> None:
+    token = make_token(user, secret="another-secret-0123456789abcdef0123456789")
+    _assert_401(_get(client, user, f"Bearer {token}"), BAD_TOKEN)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_alg_none_is_refused(client: httpx.Client, user: str, alg: str) -> None:
+    now = int(time.time())
+    token = _unsigned({"alg": alg, "typ": "JWT"}, {"sub": user, "iat": now, "exp": now + 600})
+    _assert_401(_get(client, user, f"Bearer {token}"), BAD_TOKEN)
+
+
+def test_asymmetric_token_is_refused_when_only_the_secret_is_configured(
+    client: httpx.Client, user: str
+) -> None:
+    key = RSAKey.generate_key(2048)
+    now = int(time.time())
+    token = jwt.encode({"alg": "RS256"}, {"sub": user, "iat": now, "exp": now + 600}, key)
+    _assert_401(_get(client, user, f"Bearer {token}"), BAD_TOKEN)
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_other_hmac_algorithms_are_accepted(client: httpx.Client, user: str, alg: str) -> None:
+    assert _get(client, user, f"Bearer {make_token(user, alg=alg)}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"jku": "http://127.0.0.1:1/jwks.json"},
+        {"x5u": "http://127.0.0.1:1/cert.pem"},
+        {"jwk": {"kty": "oct", "k": _b64(SECRET.encode())}},
+        {"cty": "JWT"},
+    ],
+    ids=["jku", "x5u", "jwk", "nested"],
+)
+def test_key_reference_headers_are_refused(client: httpx.Client, user: str, header: dict) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, header=header)}"), BAD_TOKEN)
+
+
+def test_expired_token(client: httpx.Client, user: str) -> None:
+    response = _get(client, user, f"Bearer {make_token(user, exp=int(time.time()) - 60)}")
+    _assert_401(response, BAD_TOKEN)
+    assert "expired" in response.json()["error"]["message"].lower()
+
+
+def test_expiry_within_leeway_is_accepted(client: httpx.Client, user: str) -> None:
+    assert _get(client, user, f"Bearer {make_token(user, exp=int(time.time()) - 10)}").status_code == 200
+
+
+def test_exp_is_required(client: httpx.Client, user: str) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, drop=('exp',))}"), BAD_TOKEN)
+
+
+@pytest.mark.parametrize("exp", ["tomorrow", None, True, float("inf")], ids=["string", "null", "bool", "inf"])
+def test_exp_must_be_a_number(client: httpx.Client, user: str, exp: object) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, exp=exp)}"), BAD_TOKEN)
+
+
+def test_not_yet_valid(client: httpx.Client, user: str) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, nbf=int(time.time()) + 120)}"), BAD_TOKEN)
+
+
+def test_nbf_within_leeway_is_accepted(client: httpx.Client, user: str) -> None:
+    assert _get(client, user, f"Bearer {make_token(user, nbf=int(time.time()) + 10)}").status_code == 200
+
+
+def test_issued_in_the_future(client: httpx.Client, user: str) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, iat=int(time.time()) + 120)}"), BAD_TOKEN)
+
+
+def test_missing_sub(client: httpx.Client, user: str) -> None:
+    _assert_401(_get(client, user, f"Bearer {make_token(user, drop=('sub',))}"), BAD_TOKEN)
+
+
+@pytest.mark.parametrize("sub", ["", 42, ["u"], {"id": "u"}, None, True, "x" * 256, "nul\x00byte"], ids=repr)
+def test_unusable_sub(client: httpx.Client, sub: object) -> None:
+    token = make_token(None, sub=sub)
+    _assert_401(_get(client, "anyone", f"Bearer {token}"), BAD_TOKEN)
+
+
+def test_sub_of_255_characters_is_accepted(client: httpx.Client) -> None:
+    user = "u" * 255
+    assert _get(client, user, f"Bearer {make_token(user)}").status_code == 200
+
+
+def test_oversized_token(client: httpx.Client, user: str) -> None:
+    token = make_token(user, padding="p" * 8200)
+    assert len(token) > 8192
+    _assert_401(_get(client, user, f"Bearer {token}"), BAD_TOKEN)
+
+
+def test_two_authorization_headers(client: httpx.Client, user: str) -> None:
+    token = make_token(user)
+    headers = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    _assert_401(client.get(f"/api/{user}/tasks", headers=headers), BAD_TOKEN)
+
+
+def test_token_in_query_string_or_cookie_is_ignored(client: httpx.Client, user: str) -> None:
+    token = make_token(user)
+    _assert_401(client.get(f"/api/{user}/tasks", params={"access_token": token}), NO_TOKEN)
+    _assert_401(client.get(f"/api/{user}/tasks", headers={"Cookie": f"token={token}"}), NO_TOKEN)
+
+
+_ROUTES = [
+    ("GET", "/tasks", None),
+    ("POST", "/tasks", {"title": "mine now"}),
+    ("GET", f"/tasks/{ANY_TASK}", None),
+    ("PUT", f"/tasks/{ANY_TASK}", {"title": "mine now"}),
+    ("PATCH", f"/tasks/{ANY_TASK}", {"completed": True}),
+    ("DELETE", f"/tasks/{ANY_TASK}", None),
+    ("PATCH", f"/tasks/{ANY_TASK}/complete", None),
+    ("DELETE", "/tasks", None),  # 405 on one's own path, but 403 comes first
+    ("GET", "/unknown", None),  # 404 on one's own path, but 403 comes first
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), _ROUTES)
+def test_foreign_path_is_403_on_every_route(
+    client: httpx.Client, user: str, method: str, path: str, body: dict | None
+) -> None:
+    victim = new_user()
+    response = client.request(method, f"/api/{victim}{path}", json=body, headers=auth(user))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), _ROUTES)
+def test_foreign_path_is_403_whatever_the_body(
+    client: httpx.Client, user: str, method: str, path: str, body
+) -> None:
+    victim = new_user()
+    response = client.request(
+        method,
+        f"/api/{victim}{path}",
+        content=b"{not json" + b"x" * 70000,
+        headers={**auth(user), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 403
+
+
+def test_foreign_path_writes_nothing(client: httpx.Client, user: str) -> None:
+    victim = new_user()
+    client.post(f"/api/{victim}/tasks", json={"title": "planted"}, headers=auth(user))
+    listing = client.get(f"/api/{victim}/tasks", headers=auth(victim))
+    assert listing.json()["data"] == []
+
+
+def test_percent_encoded_foreign_path_is_403(client: httpx.Client) -> None:
+    user = "alice/../bob"
+    response = client.get("/api/alice%2F..%2Fbob/tasks", headers=auth("alice"))
+    assert response.status_code == 403
+    assert client.get(f"/api/{user}/tasks", headers=auth("alice")).status_code == 403
+
+
+@pytest.fixture(scope="module")
+def strict_server(database: Database) -> Iterator[LiveServer]:
+    settings = settings_for(
+        database.url,
+        jwt_issuer="http://auth.example.test",
+        jwt_audience="http://auth.example.test",
+        jwt_user_claim="uid",
+        jwt_leeway=0,
+    )
+    with LiveServer(settings) as live:
+        yield live
+
+
+@pytest.fixture
+def strict(strict_server: LiveServer) -> Callable[..., httpx.Response]:
+    """GET the user's list from the strict server with a token whose claims can be changed or dropped."""
+
+    def call(user: str, drop: tuple[str, ...] = (), **claims: object) -> httpx.Response:
+        base: dict[str, object] = {
+            "iss": "http://auth.example.test",
+            "aud": "http://auth.example.test",
+            "uid": user,
+        }
+        token = make_token("ignored-sub", drop=drop, **{**base, **claims})
+        with strict_server.client() as c:
+            return c.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}"})
+
+    return call
+
+
+def test_configured_issuer_and_audience_accept_a_matching_token(
+    strict: Callable[..., httpx.Response],
+) -> None:
+    assert strict(new_user()).status_code == 200
+
+
+def test_audience_may_be_a_list_containing_ours(strict: Callable[..., httpx.Response]) -> None:
+    assert strict(new_user(), aud=["other", "http://auth.example.test"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("claims", "drop"),
+    [
+        ({"iss": "http://evil.example.test"}, ()),
+        ({"aud": "http://evil.example.test"}, ()),
+        ({"aud": ["a", "b"]}, ()),
+        ({}, ("iss",)),
+        ({}, ("aud",)),
+    ],
+    ids=["wrong-iss", "wrong-aud", "aud-list-without-ours", "no-iss", "no-aud"],
+)
+def test_wrong_issuer_or_audience(
+    strict: Callable[..., httpx.Response], claims: dict, drop: tuple[str, ...]
+) -> None:
+    _assert_401(strict(new_user(), drop=drop, **claims), BAD_TOKEN)
+
+
+def test_configured_user_claim_is_the_identity(strict: Callable[..., httpx.Response]) -> None:
+    user = new_user()
+    # The token's sub names someone else: only the configured claim counts.
+    assert strict(user, sub="someone-else").status_code == 200
+
+
+def test_zero_leeway_refuses_just_expired(strict: Callable[..., httpx.Response]) -> None:
+    _assert_401(strict(new_user(), exp=int(time.time()) - 2), BAD_TOKEN)
