@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from dataclasses import replace
+from types import FrameType
 
 from .auth import mint_token
 from .migrations import MigrationError, migrate
@@ -33,6 +35,11 @@ def _migrate(settings: Settings) -> None:
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}", file=sys.stderr)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal it shut down on; exiting normally lets atexit stop the embedded database.
+    sys.exit(0)
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 
@@ -40,6 +47,7 @@ def _serve(settings: Settings) -> None:
     settings = _with_database(settings)
     if embedded:
         _migrate(settings)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

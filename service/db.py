@@ -39,8 +39,8 @@ def start_embedded(data_dir: Path) -> str:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so workers and restarts share it.
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    # "stop": the server stops when the last process using it exits; workers get its URL instead.
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
     return server.get_uri()
 
 

@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from starlette.applications import Starlette
 
 from service.app import create_app
 from service.db import asyncpg_dsn
@@ -119,9 +120,9 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
 class LiveServer:
     """The real app on uvicorn, on 127.0.0.1 and a free port, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app: Starlette | None = None) -> None:
         config = uvicorn.Config(
-            create_app(settings),
+            app or create_app(settings),
             host="127.0.0.1",
             port=0,
             log_level="warning",

@@ -1,0 +1,143 @@
+"""Configuration and the command line: loud failures, the token command, and the embedded database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.db import asyncpg_dsn
+from service.settings import ConfigError, Settings
+from tests.support import SECRET
+
+GOOD = {"BETTER_AUTH_SECRET": SECRET}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(GOOD)
+    assert (settings.host, settings.port, settings.web_concurrency, settings.jwt_leeway) == (
+        "127.0.0.1",
+        8000,
+        1,
+        30,
+    )
+    assert settings.jwt_user_claim == "sub"
+    assert settings.database_url is None
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env(GOOD)
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "BETTER_AUTH_SECRET is required"),
+        ({"BETTER_AUTH_SECRET": "short"}, "at least 32"),
+        ({**GOOD, "PORT": "eighty"}, "PORT must be a number"),
+        ({**GOOD, "PORT": "70000"}, "PORT must be between"),
+        ({**GOOD, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({**GOOD, "DB_POOL_SIZE": "-1"}, "DB_POOL_SIZE"),
+        ({**GOOD, "JWT_LEEWAY_SECONDS": "1.5"}, "JWT_LEEWAY_SECONDS"),
+        ({**GOOD, "LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({**GOOD, "DATABASE_URL": "mysql://x@y/z"}, "PostgreSQL"),
+        ({**GOOD, "DATABASE_URL": "sqlite:///todo.db"}, "PostgreSQL"),
+    ],
+)
+def test_bad_configuration_is_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h:5432/db", "postgresql://u:p@h:5432/db"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql://u:p@h/db"),
+        (
+            "postgresql://u:p@ep-x.neon.tech/db?sslmode=require&channel_binding=require",
+            "postgresql://u:p@ep-x.neon.tech/db?sslmode=require",
+        ),
+    ],
+)
+def test_platform_urls_are_translated_for_asyncpg(url: str, expected: str) -> None:
+    assert asyncpg_dsn(url) == expected
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_start_is_refused_with_one_clear_line() -> None:
+    result = _run([], {"BETTER_AUTH_SECRET": "too-short"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: BETTER_AUTH_SECRET must be at least 32 characters long"
+    ]
+
+
+def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) -> None:
+    result = _run(["token", "cli-user", "--ttl", "120"], GOOD)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    response = client.get("/api/cli-user/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
+    """The README's first command: no DATABASE_URL, so pgserver starts, migrations run, requests work."""
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BETTER_AUTH_SECRET": SECRET,
+        "PORT": str(port),
+        "DATA_DIR": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.2)
+        token = _run(["token", "embedded-user"], {"BETTER_AUTH_SECRET": SECRET}).stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"{base}/api/embedded-user/tasks", json={"title": "hello"}, headers=headers)
+        assert created.status_code == 201
+        listing = httpx.get(f"{base}/api/embedded-user/tasks", headers=headers)
+        assert [t["title"] for t in listing.json()["data"]] == ["hello"]
+        assert (tmp_path / "data" / "PG_VERSION").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    # The embedded PostgreSQL stops with the service instead of lingering.
+    assert not (tmp_path / "data" / "postmaster.pid").exists()

@@ -1,0 +1,53 @@
+"""CONTRACT §5: the unexpected answers 500 without internals; an unreachable database answers 503."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.routing import Route
+
+from service.app import create_app
+from tests.support import Database, LiveServer, auth, settings_for
+
+
+def test_unexpected_error_is_500_without_internals(database: Database) -> None:
+    settings = settings_for(database.url)
+    app = create_app(settings)
+
+    async def explode(request: object) -> None:
+        raise RuntimeError("secret internals: /etc/passwd SELECT * FROM tasks")
+
+    app.router.routes.append(Route("/boom", explode))
+    with LiveServer(settings, app) as live, live.client() as client:
+        response = client.get("/boom", headers={"X-Request-ID": "r-500"})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"]["code"] == "INTERNAL_ERROR"
+    assert body["meta"]["request_id"] == "r-500" == response.headers["x-request-id"]
+    assert "secret" not in response.text
+    assert "passwd" not in response.text
+    assert "SELECT" not in response.text
+
+
+def test_unreachable_database_is_503_with_retry_after(
+    make_server: Callable[..., LiveServer], user: str
+) -> None:
+    # Port 1 on loopback refuses at once: the database is "down" from the first request on.
+    live = make_server(database_url="postgresql://postgres@127.0.0.1:1/none", db_connect_timeout=2.0)
+    with live.client() as client:
+        for method, path, body in [
+            ("GET", "/tasks", None),
+            ("POST", "/tasks", {"title": "lost?"}),
+            ("GET", "/tasks/00000000-0000-7000-8000-000000000000", None),
+        ]:
+            response = client.request(method, f"/api/{user}{path}", json=body, headers=auth(user))
+            assert response.status_code == 503
+            assert response.headers["retry-after"].isdigit()
+            assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            assert "127.0.0.1" not in response.text
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"].isdigit()
+        assert client.get("/healthz").status_code == 200
+        # Auth still comes first: a database outage is no reason to tell an anonymous caller anything.
+        assert client.get(f"/api/{user}/tasks").status_code == 401
