@@ -1,0 +1,299 @@
+"""CONTRACT §4 Listing and §7: filters, six sorts, keyset cursors, and their refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from service.task_store import LIST_QUERIES
+from tests.support import Database, auth, create_database, new_user
+
+
+def _create(client: httpx.Client, user: str, title: str, **body: object) -> dict:
+    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def _list(client: httpx.Client, user: str, **params: object) -> httpx.Response:
+    return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))
+
+
+def _walk(client: httpx.Client, user: str, **params: object) -> Iterator[list[dict]]:
+    cursor = None
+    while True:
+        query = dict(params) if cursor is None else {**params, "cursor": cursor}
+        response = _list(client, user, **query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["meta"]["count"] == len(body["data"])
+        yield body["data"]
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return
+
+
+def _field(response: httpx.Response) -> str:
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    return response.json()["error"]["details"][0]["field"]
+
+
+@pytest.fixture
+def titled(client: httpx.Client, user: str) -> list[dict]:
+    """Tasks whose titles sort differently by code point than by any locale, some completed."""
+    tasks = [
+        _create(client, user, t) for t in ["banana", "Apple", "cherry", "apple", "Éclair", "_under", "100%"]
+    ]
+    for task in tasks[::2]:
+        client.patch(f"/api/{user}/tasks/{task['id']}/complete", headers=auth(user))
+    return tasks
+
+
+def test_default_is_newest_first_with_meta(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    body = _list(client, user).json()
+    assert [t["id"] for t in body["data"]] == [t["id"] for t in reversed(titled)]
+    assert body["meta"]["count"] == 7
+    assert body["meta"]["limit"] == 50
+    assert body["meta"]["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "sort", ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
+)
+def test_each_sort_orders_by_its_key_then_id(
+    client: httpx.Client, user: str, titled: list[dict], sort: str
+) -> None:
+    data = _list(client, user, sort=sort).json()["data"]
+    key = sort.lstrip("-")
+    expected = sorted(data, key=lambda t: (t[key], t["id"]), reverse=sort.startswith("-"))
+    assert [t["id"] for t in data] == [t["id"] for t in expected]
+    assert len(data) == len(titled)
+
+
+def test_title_sort_is_by_code_point(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    data = _list(client, user, sort="title").json()["data"]
+    assert [t["title"] for t in data] == ["100%", "Apple", "_under", "apple", "banana", "cherry", "Éclair"]
+
+
+def test_title_ties_break_by_id(client: httpx.Client, user: str) -> None:
+    ids = [_create(client, user, "same")["id"] for _ in range(4)]
+    assert [t["id"] for t in _list(client, user, sort="title").json()["data"]] == sorted(ids)
+    assert [t["id"] for t in _list(client, user, sort="-title").json()["data"]] == sorted(ids, reverse=True)
+
+
+def test_completed_filter(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    done = _list(client, user, completed="true").json()["data"]
+    todo = _list(client, user, completed="false").json()["data"]
+    assert {t["id"] for t in done} == {t["id"] for t in titled[::2]}
+    assert {t["id"] for t in todo} == {t["id"] for t in titled[1::2]}
+    assert all(t["completed"] for t in done)
+    assert not any(t["completed"] for t in todo)
+
+
+def test_q_is_case_insensitive_in_title_or_description(client: httpx.Client, user: str) -> None:
+    a = _create(client, user, "Buy MILK")
+    b = _create(client, user, "groceries", description="oat milk, eggs")
+    _create(client, user, "unrelated")
+    found = _list(client, user, q="milk").json()["data"]
+    assert {t["id"] for t in found} == {a["id"], b["id"]}
+    assert _list(client, user, q="MiLk", completed="true").json()["data"] == []
+
+
+@pytest.mark.parametrize(("q", "title"), [("100%", "100% done"), ("a_b", "a_b"), ("c\\d", "c\\d")])
+def test_q_matches_wildcards_literally(client: httpx.Client, user: str, q: str, title: str) -> None:
+    target = _create(client, user, title)
+    _create(client, user, "100 done")  # would match 100% as a pattern
+    _create(client, user, "axb")  # would match a_b as a pattern
+    _create(client, user, "cd")
+    found = _list(client, user, q=q).json()["data"]
+    assert [t["id"] for t in found] == [target["id"]]
+
+
+def test_q_does_not_see_other_users(client: httpx.Client, user: str) -> None:
+    _create(client, new_user(), "needle")
+    assert _list(client, user, q="needle").json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"completed": "yes"}, "completed"),
+        ({"completed": "True"}, "completed"),
+        ({"completed": ""}, "completed"),
+        ({"sort": "priority"}, "sort"),
+        ({"sort": "+title"}, "sort"),
+        ({"sort": ""}, "sort"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 201}, "q"),
+        ({"q": "nul\x00"}, "q"),
+        ({"cursor": ""}, "cursor"),
+        ({"cursor": "garbage"}, "cursor"),
+    ],
+)
+def test_bad_parameters_are_422(client: httpx.Client, user: str, params: dict, field: str) -> None:
+    assert _field(_list(client, user, **params)) == field
+
+
+def test_repeated_parameter_is_422(client: httpx.Client, user: str) -> None:
+    response = client.get(f"/api/{user}/tasks?limit=5&limit=5", headers=auth(user))
+    assert _field(response) == "limit"
+
+
+def test_unknown_parameters_are_ignored(client: httpx.Client, user: str) -> None:
+    assert _list(client, user, page="2", foo="").status_code == 200
+
+
+def test_limit_bounds_accepted(client: httpx.Client, user: str) -> None:
+    assert _list(client, user, limit="1").json()["meta"]["limit"] == 1
+    assert _list(client, user, limit="200").json()["meta"]["limit"] == 200
+
+
+def test_next_cursor_is_null_exactly_on_the_last_page(client: httpx.Client, user: str) -> None:
+    for i in range(10):
+        _create(client, user, f"t{i}")
+    assert _list(client, user, limit=10).json()["meta"]["next_cursor"] is None
+    assert _list(client, user, limit=9).json()["meta"]["next_cursor"] is not None
+    pages = list(_walk(client, user, limit=5))
+    assert [len(p) for p in pages] == [5, 5]
+
+
+def _cursor(client: httpx.Client, user: str, **params: object) -> str:
+    cursor = _list(client, user, limit=2, **params).json()["meta"]["next_cursor"]
+    assert cursor
+    return cursor
+
+
+def test_tampered_cursor_is_422(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    cursor = _cursor(client, user)
+    head, _, mac = cursor.partition(".")
+    flipped = head[:-1] + ("A" if head[-1] != "A" else "B")
+    for forged in (f"{flipped}.{mac}", f"{head}.{mac[:-1]}x", head, cursor + "x", "." + mac):
+        assert _field(_list(client, user, limit=2, cursor=forged)) == "cursor"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"sort": "title"}, {"completed": "true"}, {"q": "a"}],
+    ids=["other-sort", "other-filter", "other-q"],
+)
+def test_cursor_is_bound_to_its_sort_and_filters(
+    client: httpx.Client, user: str, titled: list[dict], other: dict
+) -> None:
+    cursor = _cursor(client, user)
+    assert _field(_list(client, user, limit=2, cursor=cursor, **other)) == "cursor"
+
+
+def test_cursor_is_bound_to_its_user(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    cursor = _cursor(client, user)
+    other = new_user()
+    assert _field(_list(client, other, limit=2, cursor=cursor)) == "cursor"
+
+
+def test_limit_may_change_between_pages(client: httpx.Client, user: str, titled: list[dict]) -> None:
+    cursor = _cursor(client, user)
+    rest = _list(client, user, limit=50, cursor=cursor).json()["data"]
+    assert len(rest) == len(titled) - 2
+
+
+def test_cursor_survives_deletion_of_its_row(client: httpx.Client, user: str) -> None:
+    tasks = [_create(client, user, f"t{i}") for i in range(6)]
+    first = _list(client, user, limit=3).json()
+    last_on_page = first["data"][-1]
+    client.delete(f"/api/{user}/tasks/{last_on_page['id']}", headers=auth(user))
+    rest = _list(client, user, limit=3, cursor=first["meta"]["next_cursor"]).json()["data"]
+    assert [t["id"] for t in rest] == [t["id"] for t in reversed(tasks[:3])]
+
+
+@pytest.mark.parametrize(
+    "sort", ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
+)
+def test_walk_is_stable_under_concurrent_inserts_and_deletes(server, sort: str) -> None:  # type: ignore[no-untyped-def]
+    user = new_user()
+    rng = random.Random(sort)
+    with server.client() as client:
+        originals = [_create(client, user, f"task {rng.randrange(1000):03d}") for _ in range(100)]
+        doomed = {t["id"] for t in rng.sample(originals, 20)}
+        stop = threading.Event()
+
+        def churn() -> None:
+            with server.client() as other:
+                pending = list(doomed)
+                while not stop.is_set():
+                    _create(other, user, f"task {rng.randrange(1000):03d}")
+                    if pending:
+                        other.delete(f"/api/{user}/tasks/{pending.pop()}", headers=auth(user))
+
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            seen = [t["id"] for page in _walk(client, user, sort=sort, limit=7) for t in page]
+        finally:
+            stop.set()
+            writer.join()
+    assert len(seen) == len(set(seen)), "a task appeared twice"
+    survivors = {t["id"] for t in originals} - doomed
+    assert survivors <= set(seen), "a surviving task was skipped"
+
+
+@pytest.fixture(scope="module")
+def big_database(pg_admin_url: str) -> Database:
+    url = asyncio.run(create_database(pg_admin_url, "explain_test"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+
+    async def fill() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute(
+                """INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 100) g;
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at)
+                   SELECT 'user-' || (g % 10 + 1), gen_random_uuid(), 'task ' || g,
+                          now() - g * interval '1 second', now() - g * interval '1 second'
+                   FROM generate_series(1, 100000) g;
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at)
+                   SELECT 'user-0', gen_random_uuid(), 'mine ' || g,
+                          now() - g * interval '1 second', now() - g * interval '1 second'
+                   FROM generate_series(1, 10000) g;
+                   ANALYZE tasks;"""
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    return db
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "-updated_at", "title", "-title"])
+@pytest.mark.parametrize("after", [False, True], ids=["first-page", "next-page"])
+def test_listing_uses_an_index_scan(big_database: Database, sort: str, after: bool) -> None:
+    """10,000 tasks of one user among 100,000 of others: each sort is served by an index, with no sort step."""
+    query = LIST_QUERIES[(sort, False, False, after)]
+    args: dict[str, object] = {"user_id": "user-0", "limit": 51, "completed": None}
+    if after:
+        probe = big_database.query(
+            "SELECT title, created_at, updated_at, id FROM tasks WHERE user_id = 'user-0' LIMIT 1"
+        )[0]
+        field = sort.lstrip("-")
+        args.update(after_value=probe[field], after_id=probe["id"])
+    plan = "\n".join(r[0] for r in big_database.query(f"EXPLAIN {query.sql}", *query.args(args)))
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan, plan
+    index = {"created_at": "tasks_user_created_idx", "updated_at": "tasks_user_updated_idx"}
+    assert index.get(sort.lstrip("-"), "tasks_user_title_idx") in plan, plan
