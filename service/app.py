@@ -22,6 +22,7 @@ from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
 from .envelope import error_response
 from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
+from .jwks import JwksClient
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
 
@@ -75,19 +76,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is required here; `python -m service` starts an embedded database")
-    verifier = TokenVerifier(settings)
-    assert settings.better_auth_secret is not None
-    cursors = CursorCodec(settings.better_auth_secret.encode())
+    jwks = None
+    if settings.jwks_url is not None:
+        jwks = JwksClient(
+            settings.jwks_url,
+            timeout=settings.jwks_timeout,
+            refresh_seconds=settings.jwks_refresh_seconds,
+            min_refetch_seconds=settings.jwks_min_refetch_seconds,
+        )
+    verifier = TokenVerifier(settings, jwks)
+    assert settings.cursor_key is not None
+    cursors = CursorCodec(settings.cursor_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         pool = await create_pool(settings)
         store = TaskStore(pool, settings.db_acquire_timeout)
         purger = asyncio.create_task(_purge_expired_keys(store))
+        if jwks is not None:
+            await jwks.start()
         try:
             yield {"pool": pool, "store": store, "cursors": cursors}
         finally:
             purger.cancel()
+            if jwks is not None:
+                await jwks.close()
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
             except TimeoutError:

@@ -34,6 +34,12 @@ class Settings:
     db_connect_timeout: float = 5.0
     db_acquire_timeout: float = 5.0
     better_auth_secret: str | None = None
+    better_auth_url: str | None = None
+    jwks_url: str | None = None
+    jwks_refresh_seconds: float = 300.0
+    jwks_min_refetch_seconds: float = 30.0
+    jwks_timeout: float = 3.0
+    cursor_secret: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: int = 30
@@ -41,10 +47,23 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if self.better_auth_secret is None:
-            raise ConfigError("BETTER_AUTH_SECRET is required: the service has no other way to verify tokens")
-        if len(self.better_auth_secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
+        if self.better_auth_secret is None and self.jwks_url is None:
+            raise ConfigError(
+                "no way to verify tokens: set BETTER_AUTH_SECRET, or BETTER_AUTH_URL / BETTER_AUTH_JWKS_URL, or both"
+            )
+        for name, value in (
+            ("BETTER_AUTH_SECRET", self.better_auth_secret),
+            ("CURSOR_SECRET", self.cursor_secret),
+        ):
+            if value is not None and len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
+        if self.cursor_key is None:
+            raise ConfigError(
+                "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
+            )
+        for name, url in (("BETTER_AUTH_URL", self.better_auth_url), ("BETTER_AUTH_JWKS_URL", self.jwks_url)):
+            if url is not None and urlsplit(url).scheme not in ("http", "https"):
+                raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.database_url is not None:
@@ -56,11 +75,19 @@ class Settings:
     def pool_max_size(self) -> int:
         return self.pool_size + self.pool_max_overflow
 
+    @property
+    def cursor_key(self) -> bytes | None:
+        """The key listing cursors are signed with: shared by every worker, stable across restarts."""
+        secret = self.cursor_secret or self.better_auth_secret
+        return secret.encode() if secret else None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; raise ConfigError naming the bad one."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
+        base_url = (reader.text("BETTER_AUTH_URL") or "").rstrip("/") or None
+        jwks_url = reader.text("BETTER_AUTH_JWKS_URL") or (f"{base_url}/api/auth/jwks" if base_url else None)
         return cls(
             database_url=reader.text("DATABASE_URL"),
             data_dir=Path(reader.text("DATA_DIR") or ".data"),
@@ -73,6 +100,12 @@ class Settings:
             db_connect_timeout=reader.number("DB_CONNECT_TIMEOUT", float, 5.0, low=0.1, high=120),
             db_acquire_timeout=reader.number("DB_ACQUIRE_TIMEOUT", float, 5.0, low=0.1, high=120),
             better_auth_secret=reader.text("BETTER_AUTH_SECRET"),
+            better_auth_url=base_url,
+            jwks_url=jwks_url,
+            jwks_refresh_seconds=reader.number("JWKS_REFRESH_SECONDS", float, 300.0, low=1, high=86400),
+            jwks_min_refetch_seconds=reader.number("JWKS_MIN_REFETCH_SECONDS", float, 30.0, low=0, high=3600),
+            jwks_timeout=reader.number("JWKS_TIMEOUT_SECONDS", float, 3.0, low=0.1, high=60),
+            cursor_secret=reader.text("CURSOR_SECRET"),
             jwt_issuer=reader.text("JWT_ISSUER"),
             jwt_audience=reader.text("JWT_AUDIENCE"),
             jwt_leeway=reader.number("JWT_LEEWAY_SECONDS", int, 30, low=0, high=600),

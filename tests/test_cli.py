@@ -41,7 +41,10 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "BETTER_AUTH_SECRET is required"),
+        ({}, "no way to verify tokens"),
+        ({"BETTER_AUTH_URL": "http://auth.test"}, "CURSOR_SECRET is required"),
+        ({"BETTER_AUTH_URL": "ftp://auth.test", "CURSOR_SECRET": SECRET}, "http"),
+        ({**GOOD, "CURSOR_SECRET": "short"}, "CURSOR_SECRET must be at least"),
         ({"BETTER_AUTH_SECRET": "short"}, "at least 32"),
         ({**GOOD, "PORT": "eighty"}, "PORT must be a number"),
         ({**GOOD, "PORT": "70000"}, "PORT must be between"),
