@@ -150,4 +150,4 @@ class LiveServer:
         self._thread.join(timeout=30)
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.base_url, **{"timeout": 30, **kwargs})

@@ -1,0 +1,50 @@
+"""A stand-in JWKS endpoint on loopback, for tests that need to rotate keys or fail on purpose."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from joserfc.jwk import Key
+
+
+class JwksServer:
+    """Serves `keys` as a JWKS at `url`; `down` makes it answer 503; `hits` counts requests."""
+
+    def __init__(self, keys: list[Key]) -> None:
+        self.keys = list(keys)
+        self.down = False
+        self.hits = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hits += 1
+                if owner.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                body = json.dumps({"keys": [k.as_dict(private=False) for k in owner.keys]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/auth/jwks"
+        self.base_url = self.url.removesuffix("/api/auth/jwks")
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

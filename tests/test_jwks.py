@@ -1,0 +1,300 @@
+"""CONTRACT §2 and §7, the JWKS way: each algorithm, key choice, rotation, outage, and key confusion.
+
+These run against a stand-in JWKS endpoint; tests/test_better_auth.py runs the real Better Auth.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
+from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
+
+from tests.jwks_server import JwksServer
+from tests.support import SECRET, LiveServer, make_token, new_user
+
+ALGORITHMS: dict[str, Callable[[], Key]] = {
+    "EdDSA": lambda: OKPKey.generate_key("Ed25519", auto_kid=True),
+    "ES256": lambda: ECKey.generate_key("P-256", auto_kid=True),
+    "RS256": lambda: RSAKey.generate_key(2048, auto_kid=True),
+    "PS256": lambda: RSAKey.generate_key(2048, auto_kid=True),
+}
+
+
+def _sign(key: Key, alg: str, user: str, *, base: str, kid: str | None = "same", **claims: Any) -> str:
+    now = int(time.time())
+    body = {"sub": user, "iss": base, "aud": base, "iat": now, "exp": now + 900, **claims}
+    header: dict[str, Any] = {"alg": alg}
+    if kid == "same":
+        header["kid"] = key.kid
+    elif kid is not None:
+        header["kid"] = kid
+    return jwt.encode(header, body, key, algorithms=[alg])
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, Key]:
+    return {alg: make() for alg, make in ALGORITHMS.items()}
+
+
+@pytest.fixture
+def jwks(keys: dict[str, Key]) -> Iterator[JwksServer]:
+    with JwksServer(list(keys.values())) as server:
+        yield server
+
+
+@pytest.fixture
+def service(make_server: Callable[..., LiveServer], jwks: JwksServer) -> LiveServer:
+    return make_server(
+        better_auth_url=jwks.base_url,
+        jwks_url=jwks.url,
+        jwks_min_refetch_seconds=0.5,
+        jwks_refresh_seconds=3600,
+        jwt_leeway=5,
+    )
+
+
+def _status(service: LiveServer, user: str, token: str) -> int:
+    with service.client() as client:
+        return client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+@pytest.mark.parametrize("alg", list(ALGORITHMS))
+def test_each_algorithm_verifies_against_the_jwks(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], alg: str
+) -> None:
+    user = new_user()
+    assert _status(service, user, _sign(keys[alg], alg, user, base=jwks.base_url)) == 200
+
+
+@pytest.mark.parametrize("alg", list(ALGORITHMS))
+def test_without_kid_every_key_of_the_type_is_tried(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], alg: str
+) -> None:
+    user = new_user()
+    assert _status(service, user, _sign(keys[alg], alg, user, base=jwks.base_url, kid=None)) == 200
+
+
+def test_shared_secret_still_works_beside_jwks(service: LiveServer) -> None:
+    user = new_user()
+    assert _status(service, user, make_token(user)) == 200
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"iss": "http://evil.test"}, "issuer"),
+        ({"aud": "http://evil.test"}, "audience"),
+        ({"exp": int(time.time()) - 60}, "expired"),
+        ({"nbf": int(time.time()) + 600}, "not yet valid"),
+    ],
+    ids=["wrong-iss", "wrong-aud", "expired", "future-nbf"],
+)
+def test_claims_are_checked_against_better_auth(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], claims: dict, reason: str
+) -> None:
+    user = new_user()
+    assert _status(service, user, _sign(keys["EdDSA"], "EdDSA", user, base=jwks.base_url, **claims)) == 401
+
+
+def test_tampered_payload_is_refused(service: LiveServer, jwks: JwksServer, keys: dict[str, Key]) -> None:
+    user, victim = new_user(), new_user()
+    head, _, sig = _sign(keys["ES256"], "ES256", user, base=jwks.base_url).split(".")
+    body = _sign(keys["ES256"], "ES256", victim, base=jwks.base_url).split(".")[1]
+    assert _status(service, victim, f"{head}.{body}.{sig}") == 401
+
+
+@pytest.mark.parametrize("alg", list(ALGORITHMS))
+def test_foreign_key_with_a_known_kid_is_refused(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], alg: str
+) -> None:
+    user = new_user()
+    impostor = ALGORITHMS[alg]()
+    token = _sign(impostor, alg, user, base=jwks.base_url, kid=keys[alg].kid)
+    assert _status(service, user, token) == 401
+
+
+@pytest.mark.parametrize(
+    ("alg", "key_alg"),
+    [("ES256", "EdDSA"), ("RS256", "ES256"), ("EdDSA", "RS256"), ("PS256", "ES256")],
+)
+def test_algorithm_is_only_checked_with_its_own_key_type(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], alg: str, key_alg: str
+) -> None:
+    # A header that names another type's kid finds no usable key: refused, not tried.
+    user = new_user()
+    signer = ALGORITHMS[alg]()
+    token = _sign(signer, alg, user, base=jwks.base_url, kid=keys[key_alg].kid)
+    assert _status(service, user, token) == 401
+
+
+def _public_forms(key: Key) -> dict[str, bytes]:
+    public = key.get_op_key("verify")
+    forms = {
+        "pem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "der": public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "jwk": json.dumps(key.as_dict(private=False)).encode(),
+    }
+    if key.key_type == "OKP":
+        forms["raw"] = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    elif key.key_type == "EC":
+        forms["raw"] = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    else:
+        forms["raw"] = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return forms
+
+
+def _hs256(secret: bytes, claims: dict, kid: str | None) -> str:
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.mark.parametrize("alg", list(ALGORITHMS))
+@pytest.mark.parametrize("form", ["pem", "der", "jwk", "raw"])
+def test_hs256_signed_with_the_public_key_is_refused(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key], alg: str, form: str
+) -> None:
+    """The classic confusion attack: the public key, published in the JWKS, used as an HMAC secret."""
+    user = new_user()
+    now = int(time.time())
+    claims = {"sub": user, "iss": jwks.base_url, "aud": jwks.base_url, "iat": now, "exp": now + 600}
+    token = _hs256(_public_forms(keys[alg])[form], claims, keys[alg].kid)
+    assert _status(service, user, token) == 401
+
+
+def test_hs256_with_public_key_is_refused_in_jwks_only_mode(
+    make_server: Callable[..., LiveServer], jwks: JwksServer, keys: dict[str, Key]
+) -> None:
+    live = make_server(
+        better_auth_secret=None, cursor_secret=SECRET, better_auth_url=jwks.base_url, jwks_url=jwks.url
+    )
+    user = new_user()
+    now = int(time.time())
+    claims = {"sub": user, "iss": jwks.base_url, "aud": jwks.base_url, "iat": now, "exp": now + 600}
+    for form in _public_forms(keys["RS256"]).values():
+        assert _status(live, user, _hs256(form, claims, keys["RS256"].kid)) == 401
+    assert _status(live, user, make_token(user)) == 401  # no secret configured: HS* is not accepted at all
+    assert _status(live, user, _sign(keys["RS256"], "RS256", user, base=jwks.base_url)) == 200
+
+
+def test_symmetric_key_in_the_jwks_is_never_used(
+    make_server: Callable[..., LiveServer], keys: dict[str, Key]
+) -> None:
+    planted = OctKey.import_key(SECRET * 2, {"kid": "planted"})
+    with JwksServer([planted, keys["EdDSA"]]) as server:
+        live = make_server(
+            better_auth_secret=None,
+            cursor_secret=SECRET,
+            better_auth_url=server.base_url,
+            jwks_url=server.url,
+        )
+        user = new_user()
+        now = int(time.time())
+        claims = {"sub": user, "iss": server.base_url, "aud": server.base_url, "iat": now, "exp": now + 600}
+        token = jwt.encode({"alg": "HS256", "kid": "planted"}, claims, planted)
+        assert _status(live, user, token) == 401
+
+
+def test_rotation_is_picked_up_on_an_unknown_kid(service: LiveServer, jwks: JwksServer) -> None:
+    user = new_user()
+    fresh = ALGORITHMS["EdDSA"]()
+    token = _sign(fresh, "EdDSA", user, base=jwks.base_url)
+    assert _status(service, user, token) == 401  # not published yet
+    jwks.keys.append(fresh)
+    time.sleep(0.6)  # past the refetch interval the test server was given
+    assert _status(service, user, token) == 200
+
+
+def test_unknown_kids_cannot_hammer_the_jwks(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key]
+) -> None:
+    user = new_user()
+    before = jwks.hits
+    with service.client() as client:
+        for i in range(30):
+            token = _sign(keys["EdDSA"], "EdDSA", user, base=jwks.base_url, kid=f"random-{i}")
+            assert (
+                client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}"}).status_code
+                == 401
+            )
+    # 30 unknown kids within well under a second: at most a couple of refetches, not 30.
+    assert jwks.hits - before <= 3
+
+
+def test_outage_keeps_cached_keys_and_refuses_unknown_ones(
+    service: LiveServer, jwks: JwksServer, keys: dict[str, Key]
+) -> None:
+    user = new_user()
+    jwks.down = True
+    time.sleep(0.6)
+    known = _sign(keys["RS256"], "RS256", user, base=jwks.base_url, jti="fresh-token")
+    assert _status(service, user, known) == 200
+    stranger = ALGORITHMS["RS256"]()
+    assert _status(service, user, _sign(stranger, "RS256", user, base=jwks.base_url)) == 401
+    assert _status(service, user, _sign(stranger, "RS256", user, base=jwks.base_url, kid=None)) == 401
+
+
+def test_service_starts_while_the_jwks_is_down_and_never_fails_open(
+    make_server: Callable[..., LiveServer], keys: dict[str, Key]
+) -> None:
+    with JwksServer(list(keys.values())) as server:
+        server.down = True
+        live = make_server(
+            better_auth_url=server.base_url,
+            jwks_url=server.url,
+            jwks_min_refetch_seconds=0.2,
+            jwks_timeout=1.0,
+        )
+        user = new_user()
+        token = _sign(keys["ES256"], "ES256", user, base=server.base_url)
+        assert _status(live, user, token) == 401
+        with live.client() as client:
+            assert client.get("/healthz").status_code == 200
+        server.down = False
+        time.sleep(0.3)
+        assert _status(live, user, token) == 200
+
+
+def test_unreachable_jwks_answers_401_promptly(
+    make_server: Callable[..., LiveServer], keys: dict[str, Key]
+) -> None:
+    live = make_server(better_auth_url="http://127.0.0.1:1", jwks_timeout=1.0)
+    user = new_user()
+    token = _sign(keys["EdDSA"], "EdDSA", user, base="http://127.0.0.1:1")
+    with live.client(timeout=10) as client:
+        response = client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].endswith('error="invalid_token"')
+
+
+def test_cached_token_is_refused_once_expired(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(jwt_leeway=0)
+    user = new_user()
+    token = make_token(user, exp=int(time.time()) + 2)
+    with live.client() as client:
+        url = f"/api/{user}/tasks"
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get(url, headers=headers).status_code == 200
+        assert client.get(url, headers=headers).status_code == 200  # from the cache
+        time.sleep(2.2)
+        assert client.get(url, headers=headers).status_code == 401
