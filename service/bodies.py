@@ -86,5 +86,6 @@ async def read_json(request: Request, schema: type[T], *, optional: bool = False
         return msgspec.json.decode(body, type=schema)
     except msgspec.ValidationError as exc:
         raise invalid(*_field_error(exc)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec reports invalid UTF-8 inside a string as a UnicodeDecodeError, not a DecodeError.
         raise BadRequest() from None

@@ -114,7 +114,20 @@ def test_update_validation(
     _unchanged(client, user, task_url)
 
 
-@pytest.mark.parametrize("body", [b"{", b"{'title': 'x'}", b'{"title": "x",}', b"\xff\xfe", b"", b"nope"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"{'title': 'x'}",
+        b'{"title": "x",}',
+        b"\xff\xfe",
+        b"",
+        b"nope",
+        b'{"title": "\xed\xa0\x80"}',  # a UTF-16 surrogate encoded as UTF-8: not valid UTF-8
+        b'{"title": "\\ud800x"}',  # a lone surrogate escape
+        b'{"title": "a\xffb"}',
+    ],
+)
 def test_invalid_json_is_400(client: httpx.Client, user: str, body: bytes) -> None:
     response = client.post(f"/api/{user}/tasks", content=body, headers=auth(user))
     _error(response, 400, "BAD_REQUEST")
