@@ -35,7 +35,7 @@ class Settings:
     db_acquire_timeout: float = 5.0
     better_auth_secret: str | None = None
     better_auth_url: str | None = None
-    jwks_url: str | None = None
+    better_auth_jwks_url: str | None = None
     jwks_refresh_seconds: float = 300.0
     jwks_min_refetch_seconds: float = 30.0
     jwks_timeout: float = 3.0
@@ -61,7 +61,10 @@ class Settings:
             raise ConfigError(
                 "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
             )
-        for name, url in (("BETTER_AUTH_URL", self.better_auth_url), ("BETTER_AUTH_JWKS_URL", self.jwks_url)):
+        for name, url in (
+            ("BETTER_AUTH_URL", self.better_auth_url),
+            ("BETTER_AUTH_JWKS_URL", self.better_auth_jwks_url),
+        ):
             if url is not None and urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
         if self.log_level not in LOG_LEVELS:
@@ -76,6 +79,13 @@ class Settings:
         return self.pool_size + self.pool_max_overflow
 
     @property
+    def jwks_url(self) -> str | None:
+        """Where Better Auth publishes its keys; None when tokens are only checked with the secret."""
+        if self.better_auth_jwks_url is not None:
+            return self.better_auth_jwks_url
+        return f"{self.better_auth_url.rstrip('/')}/api/auth/jwks" if self.better_auth_url else None
+
+    @property
     def cursor_key(self) -> bytes | None:
         """The key listing cursors are signed with: shared by every worker, stable across restarts."""
         secret = self.cursor_secret or self.better_auth_secret
@@ -87,7 +97,6 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         base_url = (reader.text("BETTER_AUTH_URL") or "").rstrip("/") or None
-        jwks_url = reader.text("BETTER_AUTH_JWKS_URL") or (f"{base_url}/api/auth/jwks" if base_url else None)
         return cls(
             database_url=reader.text("DATABASE_URL"),
             data_dir=Path(reader.text("DATA_DIR") or ".data"),
@@ -101,7 +110,7 @@ class Settings:
             db_acquire_timeout=reader.number("DB_ACQUIRE_TIMEOUT", float, 5.0, low=0.1, high=120),
             better_auth_secret=reader.text("BETTER_AUTH_SECRET"),
             better_auth_url=base_url,
-            jwks_url=jwks_url,
+            better_auth_jwks_url=reader.text("BETTER_AUTH_JWKS_URL"),
             jwks_refresh_seconds=reader.number("JWKS_REFRESH_SECONDS", float, 300.0, low=1, high=86400),
             jwks_min_refetch_seconds=reader.number("JWKS_MIN_REFETCH_SECONDS", float, 30.0, low=0, high=3600),
             jwks_timeout=reader.number("JWKS_TIMEOUT_SECONDS", float, 3.0, low=0.1, high=60),

@@ -53,7 +53,7 @@ def jwks(keys: dict[str, Key]) -> Iterator[JwksServer]:
 def service(make_server: Callable[..., LiveServer], jwks: JwksServer) -> LiveServer:
     return make_server(
         better_auth_url=jwks.base_url,
-        jwks_url=jwks.url,
+        better_auth_jwks_url=jwks.url,
         jwks_min_refetch_seconds=0.5,
         jwks_refresh_seconds=3600,
         jwt_leeway=5,
@@ -186,7 +186,10 @@ def test_hs256_with_public_key_is_refused_in_jwks_only_mode(
     make_server: Callable[..., LiveServer], jwks: JwksServer, keys: dict[str, Key]
 ) -> None:
     live = make_server(
-        better_auth_secret=None, cursor_secret=SECRET, better_auth_url=jwks.base_url, jwks_url=jwks.url
+        better_auth_secret=None,
+        cursor_secret=SECRET,
+        better_auth_url=jwks.base_url,
+        better_auth_jwks_url=jwks.url,
     )
     user = new_user()
     now = int(time.time())
@@ -206,7 +209,7 @@ def test_symmetric_key_in_the_jwks_is_never_used(
             better_auth_secret=None,
             cursor_secret=SECRET,
             better_auth_url=server.base_url,
-            jwks_url=server.url,
+            better_auth_jwks_url=server.url,
         )
         user = new_user()
         now = int(time.time())
@@ -261,7 +264,7 @@ def test_service_starts_while_the_jwks_is_down_and_never_fails_open(
         server.down = True
         live = make_server(
             better_auth_url=server.base_url,
-            jwks_url=server.url,
+            better_auth_jwks_url=server.url,
             jwks_min_refetch_seconds=0.2,
             jwks_timeout=1.0,
         )
