@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import health, tasks
+from . import docs, health, openapi, tasks
 from .auth import AuthMiddleware, TokenVerifier
 from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
@@ -112,9 +112,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Exception: _unexpected,
         **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
     }
-    return Starlette(
-        routes=[*health.routes, *tasks.routes],
+    routes = [*health.routes, *tasks.routes, *docs.routes]
+    app = Starlette(
+        routes=routes,
         middleware=[Middleware(AuthMiddleware, verifier=verifier)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    # Built once, from the very routes and structs the app serves, so it cannot drift from them.
+    app.state.openapi = openapi.encode(routes)
+    return app

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 from starlette.responses import Response
 from starlette.types import Scope
 
 from .errors import ApiError
-from .schemas import Envelope, ErrorBody, ErrorEnvelope, ResponseMeta
+from .schemas import ErrorBody, ErrorEnvelope, ResponseMeta
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128
@@ -54,17 +53,8 @@ def json_response(
     return Response(_encode(envelope), status, all_headers, "application/json")
 
 
-def success(
-    scope: Scope,
-    data: Any,
-    *,
-    status: int = 200,
-    meta: msgspec.Struct | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    return json_response(
-        scope, status, Envelope(data=data, meta=meta or ResponseMeta(request_id(scope))), headers
-    )
+def meta(scope: Scope) -> ResponseMeta:
+    return ResponseMeta(request_id(scope))
 
 
 def error_response(scope: Scope, exc: ApiError) -> Response:

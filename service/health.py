@@ -8,16 +8,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .db import UNAVAILABLE_ERRORS
-from .envelope import error_response, success
+from .envelope import error_response, json_response, meta
 from .errors import unavailable
-from .schemas import Health
+from .schemas import Health, HealthEnvelope
 
 READY_TIMEOUT = 2.0
 
 
 async def healthz(request: Request) -> Response:
     """The process is up; deliberately no database call, so a database outage never restarts it."""
-    return success(request.scope, Health(status="ok"))
+    return json_response(request.scope, 200, HealthEnvelope(Health(status="ok"), meta(request.scope)))
 
 
 async def readyz(request: Request) -> Response:
@@ -27,7 +27,7 @@ async def readyz(request: Request) -> Response:
             await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
     except UNAVAILABLE_ERRORS:
         return error_response(request.scope, unavailable())
-    return success(request.scope, Health(status="ready"))
+    return json_response(request.scope, 200, HealthEnvelope(Health(status="ready"), meta(request.scope)))
 
 
 routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

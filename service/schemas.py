@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
+# What "trimming" strips: ECMAScript's white space and line terminators, so the title's pattern
+# below means the same to a JSON Schema validator in any language as to this service.
+WHITESPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_WS = "[" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+_TEXT = _WS[:-1].replace("[", "[^", 1) + "\\u0000]"
+# A title is its (trimmed) 1-200 characters, with any white space around them; never NUL.
+TITLE_PATTERN = f"^{_WS}*{_TEXT}(?:[^\\u0000]{{0,{TITLE_MAX - 2}}}{_TEXT})?{_WS}*$"
+NO_NUL_PATTERN = "^[^\\u0000]*$"
 
-Title = Annotated[str, Meta(min_length=1, description="1-200 characters after trimming; no NUL")]
-Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX, description="Up to 2,000 characters; no NUL")]
+Title = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        description="1-200 characters after trimming white space; no NUL",
+        examples=["Buy milk"],
+        extra_json_schema={"pattern": TITLE_PATTERN},
+    ),
+]
+Description = Annotated[
+    str,
+    Meta(
+        max_length=DESCRIPTION_MAX,
+        description="Up to 2,000 characters, stored as sent; no NUL",
+        examples=["2 litres, semi-skimmed"],
+        extra_json_schema={"pattern": NO_NUL_PATTERN},
+    ),
+]
+TaskId = Annotated[str, Meta(description="UUIDv7, lower case", extra_json_schema={"format": "uuid"})]
 
 
 class TaskCreate(Struct, forbid_unknown_fields=True):
@@ -39,7 +64,7 @@ class TaskComplete(Struct, forbid_unknown_fields=True):
 class TaskRead(Struct):
     """A task as the API returns it."""
 
-    id: str
+    id: TaskId
     title: str
     description: str | None
     completed: bool
@@ -71,15 +96,18 @@ class ErrorBody(Struct):
     details: list[FieldError] = msgspec.field(default_factory=list)
 
 
-DataT = TypeVar("DataT")
-MetaT = TypeVar("MetaT")
+class TaskEnvelope(Struct):
+    """A response with one task (a success has no `error` key)."""
+
+    data: TaskRead
+    meta: ResponseMeta
 
 
-class Envelope(Struct, Generic[DataT, MetaT]):
-    """A successful response: no `error` key."""
+class TaskListEnvelope(Struct):
+    """A page of tasks."""
 
-    data: DataT
-    meta: MetaT
+    data: list[TaskRead]
+    meta: ListMeta
 
 
 class ErrorEnvelope(Struct):
@@ -92,3 +120,8 @@ class ErrorEnvelope(Struct):
 
 class Health(Struct):
     status: str
+
+
+class HealthEnvelope(Struct):
+    data: Health
+    meta: ResponseMeta

@@ -18,14 +18,17 @@ from starlette.routing import Route
 
 from .bodies import read_json
 from .cursors import CursorCodec
-from .envelope import request_id, success
+from .envelope import json_response, meta, request_id
 from .errors import TASK_NOT_FOUND, Conflict, NotFound, PreconditionFailed, invalid
 from .ids import uuid7
 from .schemas import (
     TITLE_MAX,
+    WHITESPACE,
     ListMeta,
     TaskComplete,
     TaskCreate,
+    TaskEnvelope,
+    TaskListEnvelope,
     TaskRead,
     TaskUpdate,
 )
@@ -84,7 +87,8 @@ def etag(version: int) -> str:
 
 
 def _task_response(request: Request, row: asyncpg.Record, status: int = 200) -> Response:
-    return success(request.scope, _read(row), status=status, headers={"etag": etag(row["version"])})
+    envelope = TaskEnvelope(_read(row), meta(request.scope))
+    return json_response(request.scope, status, envelope, {"etag": etag(row["version"])})
 
 
 def _location(user_id: str, task_id: str) -> str:
@@ -92,7 +96,8 @@ def _location(user_id: str, task_id: str) -> str:
 
 
 def _clean_title(title: str) -> str:
-    title = title.strip()
+    """The stored title: trimmed as schemas.TITLE_PATTERN documents it."""
+    title = title.strip(WHITESPACE)
     if not title:
         raise invalid("title", "must not be blank")
     if len(title) > TITLE_MAX:
@@ -157,8 +162,10 @@ class TaskCollection(HTTPEndpoint):
             last = rows[-1]
             codec: CursorCodec = request.state.cursors
             next_cursor = codec.encode(last[SORTS[page.sort].field], last["id"], _binding(request, page))
-        meta = ListMeta(request_id(request.scope), count=len(rows), limit=page.limit, next_cursor=next_cursor)
-        return success(request.scope, [_read(row) for row in rows], meta=meta)
+        page_meta = ListMeta(
+            request_id(request.scope), count=len(rows), limit=page.limit, next_cursor=next_cursor
+        )
+        return json_response(request.scope, 200, TaskListEnvelope([_read(row) for row in rows], page_meta))
 
     async def post(self, request: Request) -> Response:
         payload = await read_json(request, TaskCreate)
@@ -193,7 +200,7 @@ def _created(request: Request, task: TaskRead, tag: str, *, replayed: bool = Fal
     headers = {"etag": tag, "location": _location(task.user_id, task.id)}
     if replayed:
         headers["idempotent-replayed"] = "true"
-    return success(request.scope, task, status=201, headers=headers)
+    return json_response(request.scope, 201, TaskEnvelope(task, meta(request.scope)), headers)
 
 
 def _idempotency_key(request: Request) -> str | None:

@@ -1,0 +1,328 @@
+"""The OpenAPI 3.1 document, built once at start from the app's route table and the msgspec Structs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+from starlette.endpoints import HTTPEndpoint
+from starlette.routing import BaseRoute, Route
+
+from .schemas import (
+    ErrorEnvelope,
+    HealthEnvelope,
+    TaskComplete,
+    TaskCreate,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskUpdate,
+)
+from .task_store import SORTS
+from .tasks import LIST_PARAMS, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_QUERY_TEXT
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+REF = "#/components/schemas/{name}"
+
+# Every body and response is one of these: the same types the handlers encode and decode.
+NonEmptyTaskUpdate = Annotated[TaskUpdate, msgspec.Meta(extra_json_schema={"minProperties": 1})]
+_TYPES: list[Any] = [
+    TaskCreate,
+    NonEmptyTaskUpdate,
+    TaskComplete,
+    TaskEnvelope,
+    TaskListEnvelope,
+    HealthEnvelope,
+    ErrorEnvelope,
+]
+
+_ERROR_TEXT = {
+    400: "The body is not valid JSON",
+    401: "No valid bearer token",
+    403: "The path names another user",
+    404: "No such task (or it belongs to someone else)",
+    409: "Idempotency-Key reused with another body, or its first request is still running",
+    412: "If-Match does not match the task's current ETag",
+    413: "The body is larger than 65,536 bytes",
+    415: "Content-Type is present and not JSON",
+    422: "A parameter or the body breaks a rule; `error.details` names the fields",
+    500: "Unexpected error; no internals are disclosed",
+    503: "The database is unavailable; retry after `Retry-After` seconds",
+}
+
+
+def _header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "schema": schema or {"type": "string"}}
+
+
+_REQUEST_ID = _header("Equals `meta.request_id`: the client's `X-Request-ID` if well-formed, else a new one")
+_ETAG = _header("Strong ETag of the task's current version")
+_HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": _header('`Bearer realm="api"`, with `error="invalid_token"` when a token was bad')
+    },
+    503: {"Retry-After": _header("Seconds to wait", {"type": "integer"})},
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+USER_ID = _param(
+    "user_id", "path", {"type": "string", "minLength": 1, "maxLength": 255}, "Must be the token's user"
+)
+TASK_ID = _param("task_id", "path", {"type": "string", "format": "uuid"}, "The task's id (any case)")
+X_REQUEST_ID = _param(
+    "X-Request-ID",
+    "header",
+    {"type": "string"},
+    "Echoed in the response when it is 1-128 visible ASCII characters; any other value is replaced, not refused",
+)
+IF_MATCH = _param(
+    "If-Match", "header", {"type": "string"}, "Write only if the task's ETag is one of these, or `*`"
+)
+IF_NONE_MATCH = _param("If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches")
+IDEMPOTENCY_KEY = _param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "pattern": f"^[\\x21-\\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$"},
+    "Retries with the same key and body within 24 h replay the first 201 and create nothing",
+)
+LIST_QUERY = [
+    _param(
+        "completed", "query", {"type": "string", "enum": ["true", "false"]}, "Only done or only open tasks"
+    ),
+    _param(
+        "q",
+        "query",
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_TEXT, "pattern": "^[^\\u0000]*$"},
+        "Case-insensitive literal match in title or description",
+    ),
+    _param("sort", "query", {"type": "string", "enum": list(SORTS), "default": "-created_at"}, "Order"),
+    _param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}, "Page size"
+    ),
+    _param("cursor", "query", {"type": "string", "minLength": 1}, "`meta.next_cursor` of the previous page"),
+]
+assert {p["name"] for p in LIST_QUERY} == LIST_PARAMS
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the route table cannot say about one method of one path."""
+
+    operation_id: str
+    summary: str
+    ok: int
+    ok_type: Any | None  # None: not an envelope; `ok_content` says what it is
+    errors: Sequence[int]
+    ok_content: dict[str, Any] = field(default_factory=dict)
+    body: Any | None = None
+    body_required: bool = True
+    parameters: Sequence[dict[str, Any]] = ()
+    ok_headers: dict[str, Any] = field(default_factory=dict)
+    extra_responses: dict[str, Any] = field(default_factory=dict)
+    authenticated: bool = True
+
+
+_API_ERRORS = (401, 403, 500, 503)
+_BODY_ERRORS = (400, 413, 415, 422)
+_TASK_HEADERS = {"ETag": _ETAG}
+_TASK_LINKS = {
+    f"{verb}Task": {
+        "operationId": f"{verb}Task",
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/data/id"},
+    }
+    for verb in ("get", "replace", "update", "complete", "delete")
+}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", "/openapi.json"): Operation(
+        "openapi",
+        "This document",
+        200,
+        None,
+        (),
+        ok_content={"application/json": {"schema": {"type": "object"}}},
+        authenticated=False,
+    ),
+    ("get", "/docs"): Operation(
+        "docs", "Interactive documentation", 200, None, (), ok_content={"text/html": {}}, authenticated=False
+    ),
+    ("get", "/docs/init.js"): Operation(
+        "docsScript",
+        "Script of the documentation page",
+        200,
+        None,
+        (),
+        ok_content={"text/javascript": {}},
+        authenticated=False,
+    ),
+    ("get", "/healthz"): Operation(
+        "healthz", "The process is running", 200, HealthEnvelope, (), authenticated=False
+    ),
+    ("get", "/readyz"): Operation(
+        "readyz", "The database answers", 200, HealthEnvelope, (503,), authenticated=False
+    ),
+    ("get", "/api/{user_id}/tasks"): Operation(
+        "listTasks",
+        "List one's tasks, a page at a time",
+        200,
+        TaskListEnvelope,
+        (*_API_ERRORS, 422),
+        parameters=LIST_QUERY,
+    ),
+    ("post", "/api/{user_id}/tasks"): Operation(
+        "createTask",
+        "Create a task",
+        201,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 409),
+        body=TaskCreate,
+        parameters=[IDEMPOTENCY_KEY],
+        ok_headers={
+            **_TASK_HEADERS,
+            "Location": _header("The new task's URL"),
+            "Idempotent-Replayed": _header("`true` when this is a replay of an earlier request"),
+        },
+    ),
+    ("get", "/api/{user_id}/tasks/{task_id}"): Operation(
+        "getTask",
+        "Read a task",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, 404),
+        parameters=[IF_NONE_MATCH],
+        ok_headers=_TASK_HEADERS,
+        extra_responses={
+            "304": {"description": "Not modified", "headers": {"ETag": _ETAG, "X-Request-ID": _REQUEST_ID}}
+        },
+    ),
+    ("put", "/api/{user_id}/tasks/{task_id}"): Operation(
+        "replaceTask",
+        "Update a task (partial, like PATCH)",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
+        body=NonEmptyTaskUpdate,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    ),
+    ("patch", "/api/{user_id}/tasks/{task_id}"): Operation(
+        "updateTask",
+        "Update some fields of a task",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
+        body=NonEmptyTaskUpdate,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    ),
+    ("delete", "/api/{user_id}/tasks/{task_id}"): Operation(
+        "deleteTask",
+        "Delete a task; answers it as it was",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, 404, 412),
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    ),
+    ("patch", "/api/{user_id}/tasks/{task_id}/complete"): Operation(
+        "completeTask",
+        "Toggle `completed` (no body, or `{}`), or set it",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
+        body=TaskComplete,
+        body_required=False,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    ),
+}
+
+
+def route_operations(routes: Sequence[BaseRoute]) -> list[tuple[str, str]]:
+    """(method, path) of every operation the app serves, read off its route table."""
+    found = []
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        endpoint = route.endpoint
+        if isinstance(endpoint, type) and issubclass(endpoint, HTTPEndpoint):
+            methods = [m for m in HTTP_METHODS if callable(getattr(endpoint, m, None))]
+        else:
+            methods = [m.lower() for m in route.methods or () if m.lower() in HTTP_METHODS]
+        found.extend((method, route.path) for method in methods)
+    return found
+
+
+def _ref(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The document for exactly the operations in `routes`; a route without an Operation is a bug."""
+    schemas, components = msgspec.json.schema_components(_TYPES, ref_template=REF)
+    schema_of = dict(zip(map(id, _TYPES), schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in route_operations(routes):
+        op = OPERATIONS[(method, path)]
+        parameters = [
+            *([USER_ID] if "{user_id}" in path else []),
+            *([TASK_ID] if "{task_id}" in path else []),
+        ]
+        parameters += [*op.parameters, *([X_REQUEST_ID] if op.ok_type is not None else [])]
+        if op.ok_type is None:
+            ok: dict[str, Any] = {"description": op.summary, "content": op.ok_content}
+        else:
+            ok = {
+                "description": op.summary,
+                **_ref(schema_of[id(op.ok_type)]),
+                "headers": {**op.ok_headers, "X-Request-ID": _REQUEST_ID},
+            }
+        if op.operation_id == "createTask":
+            ok["links"] = _TASK_LINKS
+        responses: dict[str, Any] = {str(op.ok): ok, **op.extra_responses}
+        for status in op.errors:
+            responses[str(status)] = {
+                "description": _ERROR_TEXT[status],
+                **_ref(schema_of[id(ErrorEnvelope)]),
+                "headers": {**_HEADERS_BY_STATUS.get(status, {}), "X-Request-ID": _REQUEST_ID},
+            }
+        operation: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": ["tasks" if path.startswith("/api/") else "service"],
+            "parameters": parameters,
+            "responses": responses,
+            "security": [{"bearerAuth": []}] if op.authenticated else [],
+        }
+        if op.body is not None:
+            operation["requestBody"] = {"required": op.body_required, **_ref(schema_of[id(op.body)])}
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Todo API",
+            "version": "1.0.0",
+            "description": "Every user's tasks, behind Better Auth bearer tokens. "
+            "A path naming another user is 403; another user's task is 404, exactly like a missing one.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def encode(routes: Sequence[BaseRoute]) -> bytes:
+    return msgspec.json.encode(build(routes))
