@@ -12,6 +12,7 @@ from types import FrameType
 
 from .auth import mint_token
 from .migrations import MigrationError, migrate
+from .observability import logging_config
 from .settings import ConfigError, Settings
 
 
@@ -36,7 +37,8 @@ def _migrate(settings: Settings) -> None:
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # uvicorn re-raises the signal it shut down on; exiting normally lets atexit stop the embedded database.
+    # uvicorn re-raises the signal it shut down on, once in-flight requests are done: exit 0 (a
+    # clean stop, as the platform expects), and let atexit stop the embedded database if any.
     sys.exit(0)
 
 
@@ -47,7 +49,7 @@ def _serve(settings: Settings) -> None:
     settings = _with_database(settings)
     if embedded:
         _migrate(settings)
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -55,6 +57,7 @@ def _serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.web_concurrency,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level),
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "*"),

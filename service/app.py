@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -18,11 +19,14 @@ from starlette.responses import Response
 
 from . import docs, health, openapi, tasks
 from .auth import AuthMiddleware, TokenVerifier
+from .cors import CorsMiddleware
 from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
 from .envelope import error_response
 from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
 from .jwks import JwksClient
+from .limits import LimitsMiddleware
+from .observability import Metrics, ObservabilityMiddleware, metrics_routes, route_templates
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
 
@@ -112,13 +116,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Exception: _unexpected,
         **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
     }
-    routes = [*health.routes, *tasks.routes, *docs.routes]
-    app = Starlette(
-        routes=routes,
-        middleware=[Middleware(AuthMiddleware, verifier=verifier)],
-        exception_handlers=handlers,
-        lifespan=lifespan,
-    )
+    metrics = Metrics() if settings.metrics_enabled else None
+    routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
+    # Outermost first: time and log everything, then CORS (preflights need no token), then size
+    # limits, then the token, before any route is looked up.
+    middleware = [
+        Middleware(
+            ObservabilityMiddleware,
+            templates=route_templates(routes),
+            user_key=hashlib.sha256(b"todo-service log user v1\0" + settings.cursor_key).digest(),
+            metrics=metrics,
+            access_log=settings.access_log,
+        ),
+        *([Middleware(CorsMiddleware, origins=settings.cors_origins)] if settings.cors_origins else []),
+        Middleware(LimitsMiddleware),
+        Middleware(AuthMiddleware, verifier=verifier),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     # Built once, from the very routes and structs the app serves, so it cannot drift from them.
     app.state.openapi = openapi.encode(routes)
     return app

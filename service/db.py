@@ -53,4 +53,6 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_max_size,
         timeout=settings.db_connect_timeout,
         max_inactive_connection_lifetime=300,
+        # 0 behind PgBouncer in transaction mode: a prepared statement would not survive the transaction.
+        statement_cache_size=settings.statement_cache_size,
     )

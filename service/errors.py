@@ -60,6 +60,14 @@ class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is larger than 65536 bytes"
 
 
+class UriTooLong(ApiError):
+    status, code, message = 414, "URI_TOO_LONG", "The request URL is longer than 8192 bytes"
+
+
+class HeadersTooLarge(ApiError):
+    status, code, message = 431, "HEADERS_TOO_LARGE", "The request headers are larger than 32768 bytes"
+
+
 class UnsupportedMediaType(ApiError):
     status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"
 
@@ -89,6 +97,8 @@ BY_STATUS: dict[int, type[ApiError]] = {
         Conflict,
         PreconditionFailed,
         PayloadTooLarge,
+        UriTooLong,
+        HeadersTooLarge,
         UnsupportedMediaType,
         ValidationFailed,
         ServiceUnavailable,

@@ -166,6 +166,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok_content={"text/javascript": {}},
         authenticated=False,
     ),
+    ("get", "/metrics"): Operation(
+        "metrics",
+        "Prometheus metrics (when enabled; bearer METRICS_TOKEN when set)",
+        200,
+        None,
+        (),
+        ok_content={"text/plain": {}},
+        authenticated=False,
+    ),
     ("get", "/healthz"): Operation(
         "healthz", "The process is running", 200, HealthEnvelope, (), authenticated=False
     ),

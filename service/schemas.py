@@ -118,6 +118,13 @@ class ErrorEnvelope(Struct):
     error: ErrorBody
 
 
+class EmptyEnvelope(Struct):
+    """A success with nothing to say, such as an allowed CORS preflight."""
+
+    data: None
+    meta: ResponseMeta
+
+
 class Health(Struct):
     status: str
 

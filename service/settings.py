@@ -45,6 +45,10 @@ class Settings:
     jwt_leeway: int = 30
     jwt_user_claim: str = "sub"
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    access_log: bool = True
+    metrics_enabled: bool = False
+    metrics_token: str | None = None
+    statement_cache_size: int = 100
 
     def __post_init__(self) -> None:
         if self.better_auth_secret is None and self.jwks_url is None:
@@ -134,6 +138,16 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
         return value or None
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
     def number(
         self, name: str, kind: Callable[[str], Number], default: Number, *, low: float, high: float

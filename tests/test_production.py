@@ -1,0 +1,388 @@
+"""Issue 6: platform URLs, PgBouncer, outages and recovery, shutdown, logs, CORS, metrics, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from service.observability import JsonFormatter
+from tests.pg_cluster import PgCluster, free_port
+from tests.support import SECRET, Database, LiveServer, auth, create_database, make_token, new_user
+
+APP = "https://app.example.com"
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+def test_one_json_line_per_request_without_secrets(
+    make_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    live = make_server()
+    user = new_user()
+    token = make_token(user)
+    title, description = "PRIVATE-TITLE-7f3a", "PRIVATE-DESCRIPTION-91bc"
+    caplog.set_level(logging.INFO, logger="service")
+    with live.client() as client:
+        created = client.post(
+            f"/api/{user}/tasks",
+            json={"title": title, "description": description},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "log-test-1"},
+        )
+        client.get(f"/api/{user}/tasks?q={title}", headers={"Authorization": f"Bearer {token}"})
+        client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}x"})  # a bad token
+        client.get(
+            f"/api/{user}/tasks", headers={"Authorization": f"Bearer {make_token(user, secret='x' * 40)}"}
+        )
+    records = [r for r in caplog.records if r.name == "service.access"]
+    assert len(records) == 4
+    lines = [JsonFormatter().format(r) for r in records]
+    first = json.loads(lines[0])
+    assert first["message"] == "request"
+    assert first["method"] == "POST"
+    assert first["route"] == "/api/{user_id}/tasks"  # the template: the raw path holds the user id
+    assert first["status"] == 201
+    assert first["request_id"] == "log-test-1"
+    assert isinstance(first["duration_ms"], float)
+    assert first["user"] and first["user"] != user
+    assert json.loads(lines[2])["status"] == 401
+    everything = "\n".join(lines) + caplog.text
+    for secret in (
+        token,
+        token.split(".")[2],
+        SECRET,
+        title,
+        description,
+        user,
+        created.json()["data"]["id"],
+    ):
+        assert secret not in everything
+
+
+# --- CORS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cors_server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    return make_server(cors_origins=(APP, "http://localhost:3000"))
+
+
+def _preflight(client: httpx.Client, origin: str, path: str) -> httpx.Response:
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, content-type, if-match",
+        },
+    )
+
+
+def test_preflight_from_the_frontend_needs_no_token(cors_server: LiveServer) -> None:
+    with cors_server.client() as client:
+        response = _preflight(client, APP, "/api/u1/tasks/00000000-0000-7000-8000-000000000000")
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == APP
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "PATCH" in response.headers["access-control-allow-methods"]
+    allowed = response.headers["access-control-allow-headers"].lower()
+    for header in ("authorization", "content-type", "if-match", "idempotency-key"):
+        assert header in allowed
+    assert response.json()["meta"]["request_id"] == response.headers["x-request-id"]
+
+
+def test_preflight_from_another_origin_gets_no_cors_headers_and_no_401(cors_server: LiveServer) -> None:
+    with cors_server.client() as client:
+        response = _preflight(client, "https://evil.example", "/api/u1/tasks")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+    assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+def test_preflight_without_cors_configured_is_never_401(client: httpx.Client) -> None:
+    response = _preflight(client, APP, "/api/u1/tasks")
+    assert response.status_code != 401
+    assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+def test_responses_to_the_frontend_expose_headers(cors_server: LiveServer) -> None:
+    user = new_user()
+    with cors_server.client() as client:
+        created = client.post(
+            f"/api/{user}/tasks", json={"title": "x"}, headers={**auth(user), "Origin": APP}
+        )
+        other = client.get(f"/api/{user}/tasks", headers={**auth(user), "Origin": "https://evil.example"})
+        denied = client.get(f"/api/{user}/tasks", headers={"Origin": APP})
+    assert created.headers["access-control-allow-origin"] == APP
+    exposed = created.headers["access-control-expose-headers"]
+    for header in ("ETag", "Location", "X-Request-ID"):
+        assert header in exposed
+    assert "access-control-allow-origin" not in other.headers
+    # Errors are readable by the frontend too, so it can show why.
+    assert denied.status_code == 401
+    assert denied.headers["access-control-allow-origin"] == APP
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_are_off_by_default(client: httpx.Client) -> None:
+    assert client.get("/metrics").status_code == 404
+
+
+def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(metrics_enabled=True, metrics_token="metrics-token-0123456789")
+    user = new_user()
+    with live.client() as client:
+        client.post(f"/api/{user}/tasks", json={"title": "counted"}, headers=auth(user))
+        client.get(f"/api/{user}/tasks", headers=auth(user))
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=auth(user)).status_code == 401  # an API token is not enough
+        response = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-0123456789"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'http_requests_total{route="/api/{user_id}/tasks",method="POST",status="201"} 1' in text
+    assert 'http_request_duration_seconds_bucket{route="/api/{user_id}/tasks",le="+Inf"} 2' in text
+    assert 'db_pool_connections{state="idle"}' in text
+    assert user not in text
+
+
+# --- limits and headers ----------------------------------------------------------------------
+
+
+def test_url_over_8_kib_is_414(client: httpx.Client, user: str) -> None:
+    response = client.get(f"/api/{user}/tasks?q={'x' * 9000}", headers=auth(user))
+    assert response.status_code == 414
+    assert response.json()["error"]["code"] == "URI_TOO_LONG"
+
+
+def test_headers_over_32_kib_are_431(client: httpx.Client, user: str) -> None:
+    headers = {**auth(user), **{f"X-Pad-{i}": "p" * 1000 for i in range(40)}}
+    response = client.get(f"/api/{user}/tasks", headers=headers)
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "HEADERS_TOO_LARGE"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/nowhere", "/api/x/tasks", "/docs", "/openapi.json"])
+def test_nosniff_everywhere(client: httpx.Client, path: str) -> None:
+    assert client.get(path).headers["x-content-type-options"] == "nosniff"
+
+
+# --- database URLs and PgBouncer -------------------------------------------------------------
+
+
+def test_heroku_style_postgres_url_works(make_server: Callable[..., LiveServer], database: Database) -> None:
+    url = database.url.replace("postgresql://", "postgres://", 1) + "&channel_binding=prefer"
+    live = make_server(database_url=url)
+    user = new_user()
+    with live.client() as client:
+        assert client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=auth(user)).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    pg = PgCluster()
+    pg.start()
+    yield pg
+    pg.destroy()
+
+
+@pytest.fixture(scope="module")
+def cluster_db(cluster: PgCluster) -> str:
+    url = asyncio.run(create_database(cluster.url, "todo_cluster"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    return url
+
+
+@pytest.fixture
+def pgbouncer(cluster: PgCluster, cluster_db: str) -> Iterator[str]:
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    folder = Path(tempfile.mkdtemp(prefix="todo-bouncer-"))
+    folder.chmod(0o777)
+    port = free_port()
+    (folder / "pgbouncer.ini").write_text(
+        f"""[databases]
+todo_cluster = host=127.0.0.1 port={cluster.port} dbname=todo_cluster user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 200
+ignore_startup_parameters = extra_float_digits
+"""
+    )
+    kwargs = {"user": cluster.user} if cluster.user else {}
+    proc = subprocess.Popen(
+        [binary, str(folder / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **kwargs,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, "pgbouncer exited"
+            assert time.monotonic() < deadline, "pgbouncer did not listen"
+            time.sleep(0.1)
+    yield f"postgresql://postgres@127.0.0.1:{port}/todo_cluster"
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_behind_pgbouncer_in_transaction_mode(make_server: Callable[..., LiveServer], pgbouncer: str) -> None:
+    live = make_server(database_url=pgbouncer, statement_cache_size=0, pool_size=10)
+    user = new_user()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=30) as client:
+            made = await asyncio.gather(
+                *(
+                    client.post(f"/api/{user}/tasks", json={"title": f"t{i}"}, headers=auth(user))
+                    for i in range(30)
+                )
+            )
+            ids = [r.json()["data"]["id"] for r in made]
+            others = await asyncio.gather(
+                *(client.get(f"/api/{user}/tasks/{i}", headers=auth(user)) for i in ids),
+                *(client.patch(f"/api/{user}/tasks/{i}/complete", headers=auth(user)) for i in ids),
+                *(
+                    client.get(f"/api/{user}/tasks", params={"limit": 7, "sort": "title"}, headers=auth(user))
+                    for _ in ids
+                ),
+            )
+            return [r.status_code for r in (*made, *others)]
+
+    # Many statements over 4 server connections shared by transaction: none may rely on a prepared statement.
+    assert set(asyncio.run(burst())) == {200, 201}
+
+
+# --- outage and recovery ---------------------------------------------------------------------
+
+
+def test_database_outage_answers_503_and_recovers_without_restart(
+    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
+) -> None:
+    live = make_server(database_url=cluster_db, db_connect_timeout=2.0, db_acquire_timeout=2.0)
+    user = new_user()
+    with live.client(timeout=20) as client:
+        acknowledged = [
+            client.post(f"/api/{user}/tasks", json={"title": f"before {i}"}, headers=auth(user)).json()[
+                "data"
+            ]["id"]
+            for i in range(5)
+        ]
+        cluster.stop()
+        try:
+            for _ in range(3):
+                down = client.get(f"/api/{user}/tasks", headers=auth(user))
+                assert down.status_code == 503
+                assert down.headers["retry-after"].isdigit()
+                assert down.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            assert (
+                client.post(f"/api/{user}/tasks", json={"title": "lost"}, headers=auth(user)).status_code
+                == 503
+            )
+            assert client.get("/readyz").status_code == 503
+            assert client.get("/healthz").status_code == 200
+        finally:
+            cluster.start()
+        deadline = time.monotonic() + 20
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the service did not recover"
+            time.sleep(0.2)
+        listed = client.get(f"/api/{user}/tasks", headers=auth(user))
+        assert listed.status_code == 200
+        assert {t["id"] for t in listed.json()["data"]} == set(acknowledged)
+        assert (
+            client.post(f"/api/{user}/tasks", json={"title": "after"}, headers=auth(user)).status_code == 201
+        )
+
+
+def test_restart_between_requests_surfaces_no_error(
+    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
+) -> None:
+    """Pooled connections killed by a restart are replaced before use, not handed to a request."""
+    live = make_server(database_url=cluster_db)
+    user = new_user()
+    with live.client(timeout=20) as client:
+        for _ in range(3):
+            assert client.get(f"/api/{user}/tasks", headers=auth(user)).status_code == 200
+        cluster.stop()
+        cluster.start()
+        time.sleep(0.2)
+        statuses = [client.get(f"/api/{user}/tasks", headers=auth(user)).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+
+
+# --- shutdown --------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_an_in_flight_request_finish(database: Database, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BETTER_AUTH_SECRET": SECRET,
+        "DATABASE_URL": database.url,
+        "PORT": str(port),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        user = new_user()
+        body = json.dumps({"title": "finished after SIGTERM"}).encode()
+        head = (
+            f"POST /api/{user}/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {make_token(user)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(head + body[:10])  # the request is in flight: its body is not all here yet
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            conn.sendall(body[10:])
+            reply = conn.recv(65536).decode()
+        assert reply.startswith("HTTP/1.1 201"), reply[:200]
+        assert proc.wait(timeout=30) == 0
+        rows = database.query("SELECT title FROM tasks WHERE user_id = $1", user)
+        assert [r["title"] for r in rows] == ["finished after SIGTERM"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
