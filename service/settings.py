@@ -65,6 +65,13 @@ class Settings:
             raise ConfigError(
                 "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
             )
+        for origin in self.cors_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+                # A wildcard is refused too: credentials (the Authorization header) need a named origin.
+                raise ConfigError(
+                    f"CORS_ORIGINS entries must be origins like https://app.example.com, not {origin!r}"
+                )
         for name, url in (
             ("BETTER_AUTH_URL", self.better_auth_url),
             ("BETTER_AUTH_JWKS_URL", self.better_auth_jwks_url),
@@ -126,6 +133,10 @@ class Settings:
             cors_origins=tuple(
                 o.strip() for o in (reader.text("CORS_ORIGINS") or "").split(",") if o.strip()
             ),
+            access_log=reader.flag("ACCESS_LOG", True),
+            metrics_enabled=reader.flag("METRICS_ENABLED", False),
+            metrics_token=reader.text("METRICS_TOKEN"),
+            statement_cache_size=reader.number("DB_STATEMENT_CACHE_SIZE", int, 100, low=0, high=10000),
         )
 
 

@@ -32,6 +32,61 @@ def test_defaults() -> None:
     assert settings.database_url is None
 
 
+def test_every_variable_is_read() -> None:
+    env = {
+        "BETTER_AUTH_SECRET": SECRET,
+        "DATABASE_URL": "postgres://u:p@db.example:5432/todo",
+        "DATA_DIR": "/var/lib/todo",
+        "HOST": "0.0.0.0",
+        "PORT": "5000",
+        "WEB_CONCURRENCY": "3",
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_SIZE": "7",
+        "DB_POOL_MAX_OVERFLOW": "2",
+        "DB_CONNECT_TIMEOUT": "1.5",
+        "DB_ACQUIRE_TIMEOUT": "2.5",
+        "DB_STATEMENT_CACHE_SIZE": "0",
+        "BETTER_AUTH_URL": "https://app.example.com/",
+        "JWKS_REFRESH_SECONDS": "60",
+        "JWKS_MIN_REFETCH_SECONDS": "5",
+        "JWKS_TIMEOUT_SECONDS": "1",
+        "CURSOR_SECRET": "c" * 32,
+        "JWT_ISSUER": "https://issuer.example",
+        "JWT_AUDIENCE": "https://audience.example",
+        "JWT_LEEWAY_SECONDS": "10",
+        "JWT_USER_ID_CLAIM": "uid",
+        "CORS_ORIGINS": "https://app.example.com, http://localhost:3000",
+        "ACCESS_LOG": "off",
+        "METRICS_ENABLED": "true",
+        "METRICS_TOKEN": "m-token",
+    }
+    s = Settings.from_env(env)
+    assert (s.database_url, str(s.data_dir), s.host, s.port, s.web_concurrency, s.log_level) == (
+        "postgres://u:p@db.example:5432/todo",
+        "/var/lib/todo",
+        "0.0.0.0",
+        5000,
+        3,
+        "warning",
+    )
+    assert (s.pool_size, s.pool_max_size, s.db_connect_timeout, s.db_acquire_timeout) == (7, 9, 1.5, 2.5)
+    assert s.statement_cache_size == 0
+    assert (s.better_auth_url, s.jwks_url) == (
+        "https://app.example.com",
+        "https://app.example.com/api/auth/jwks",
+    )
+    assert (s.jwks_refresh_seconds, s.jwks_min_refetch_seconds, s.jwks_timeout) == (60, 5, 1)
+    assert s.cursor_key == b"c" * 32
+    assert (s.jwt_issuer, s.jwt_audience, s.jwt_leeway, s.jwt_user_claim) == (
+        "https://issuer.example",
+        "https://audience.example",
+        10,
+        "uid",
+    )
+    assert s.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert (s.access_log, s.metrics_enabled, s.metrics_token) == (False, True, "m-token")
+
+
 def test_settings_are_frozen() -> None:
     settings = Settings.from_env(GOOD)
     with pytest.raises(AttributeError):
@@ -52,6 +107,10 @@ def test_settings_are_frozen() -> None:
         ({**GOOD, "DB_POOL_SIZE": "-1"}, "DB_POOL_SIZE"),
         ({**GOOD, "JWT_LEEWAY_SECONDS": "1.5"}, "JWT_LEEWAY_SECONDS"),
         ({**GOOD, "LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({**GOOD, "ACCESS_LOG": "maybe"}, "ACCESS_LOG must be true or false"),
+        ({**GOOD, "CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({**GOOD, "CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS"),
+        ({**GOOD, "DB_STATEMENT_CACHE_SIZE": "-1"}, "DB_STATEMENT_CACHE_SIZE"),
         ({**GOOD, "DATABASE_URL": "mysql://x@y/z"}, "PostgreSQL"),
         ({**GOOD, "DATABASE_URL": "sqlite:///todo.db"}, "PostgreSQL"),
     ],
