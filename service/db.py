@@ -55,4 +55,13 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         max_inactive_connection_lifetime=300,
         # 0 behind PgBouncer in transaction mode: a prepared statement would not survive the transaction.
         statement_cache_size=settings.statement_cache_size,
+        reset=_no_session_state,
     )
+
+
+async def _no_session_state(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query (RESET ALL, UNLISTEN, ...) when a connection goes back to the pool.
+
+    It costs a round trip per request, and the service never sets session state, listens or
+    takes advisory locks on pooled connections; asyncpg still rolls back any open transaction.
+    """

@@ -6,8 +6,10 @@ Statements are SQLAlchemy Core over the SQLModel tables, compiled once at import
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -222,13 +224,31 @@ class TaskStore:
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
         self._pool = pool
         self._timeout = acquire_timeout
+        # asyncpg hands a freed connection to whichever task asks first, so under load a waiting
+        # request can be overtaken again and again (a long p99 tail). asyncio's Semaphore is
+        # first come, first served: at most pool-size holders, queued in arrival order.
+        self._slots = asyncio.Semaphore(pool.get_max_size())
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._slots.locked():
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
+        try:
+            # A slot guarantees a free holder; opening a connection is bounded by the connect timeout.
+            async with self._pool.acquire() as conn:
+                yield conn
+        finally:
+            self._slots.release()
 
     async def _one(self, query: Query, **values: Any) -> asyncpg.Record | None:
-        async with self._pool.acquire(timeout=self._timeout) as conn:
+        async with self._connection() as conn:
             return await conn.fetchrow(query.sql, *query.args(values))
 
     async def _all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
-        async with self._pool.acquire(timeout=self._timeout) as conn:
+        async with self._connection() as conn:
             return await conn.fetch(query.sql, *query.args(values))
 
     async def create(
@@ -323,10 +343,10 @@ class TaskStore:
         return await self._one(FIND_KEY, user_id=user_id, key=key)
 
     async def release_key(self, user_id: str, key: str) -> None:
-        async with self._pool.acquire(timeout=self._timeout) as conn:
+        async with self._connection() as conn:
             await conn.execute(RELEASE_KEY.sql, *RELEASE_KEY.args({"user_id": user_id, "key": key}))
 
     async def purge_keys(self) -> int:
-        async with self._pool.acquire(timeout=self._timeout) as conn:
+        async with self._connection() as conn:
             status = await conn.execute(PURGE_KEYS.sql)
         return int(status.rsplit(" ", 1)[-1])
