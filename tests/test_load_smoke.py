@@ -1,0 +1,32 @@
+"""The load suite works end to end: a few seconds of locust against a real service, no failures.
+
+Timings are reported by `python -m tests.load.run`, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_load_suite_runs_without_failures(tmp_path: Path) -> None:
+    command = ["tests.load.run", "--users", "5", "--duration", "4", "--seed-users", "20", "--seed-tasks", "5"]
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    (only_round,) = report["rounds"]
+    assert only_round["failures"] == []
+    by_name = {e["name"]: e for e in only_round["endpoints"]}
+    for name in ("GET /tasks", "POST /tasks", "PATCH /tasks/{id}/complete", "GET /tasks (next page)"):
+        assert by_name[name]["requests"] > 0, name
+    assert by_name["all"]["failures"] == 0
+    assert only_round["rss_mib"][0] > 0
+    assert "| GET /tasks |" in (tmp_path / "report.md").read_text()
