@@ -33,11 +33,12 @@ class CursorCodec:
     """
 
     def __init__(self, secret: bytes) -> None:
-        self._key = hashlib.sha256(b"todo-service cursor v1\0" + secret).digest()
+        self._key = hashlib.sha256(b"todo-service cursor v2\0" + secret).digest()
 
     def _mac(self, payload: bytes, binding: tuple[Any, ...]) -> bytes:
+        # Keyed BLAKE2b is a MAC in its own right, and several times cheaper than HMAC-SHA256 here.
         message = msgspec.json.encode(binding) + b"\0" + payload
-        return hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+        return hashlib.blake2b(message, key=self._key, digest_size=_MAC_BYTES).digest()
 
     def encode(self, value: str | datetime, task_id: uuid.UUID, binding: tuple[Any, ...]) -> str:
         # Timestamps travel as whole microseconds: exact, unlike a float or a formatted string.

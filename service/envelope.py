@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 
 import msgspec
@@ -16,6 +17,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128
 
 _encode = msgspec.json.Encoder().encode
+# Request ids need to be unique, not unguessable: a seeded PRNG spares a getrandom syscall per request.
+_new_id = random.Random(os.urandom(32)).getrandbits  # noqa: S311
 # Responses must never be cached by a shared cache (they are per user) nor MIME-sniffed.
 _COMMON_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
@@ -37,7 +40,7 @@ def request_id(scope: Scope) -> str:
                 ),
                 None,
             )
-            or os.urandom(16).hex()
+            or f"{_new_id(128):032x}"
         )
         scope["request_id"] = rid
     return rid
