@@ -20,7 +20,7 @@ from .schemas import (
     TaskUpdate,
 )
 from .task_store import SORTS
-from .tasks import LIST_PARAMS, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_QUERY_TEXT
+from .tasks import IDEMPOTENCY_KEY_PATTERN, LIST_PARAMS, MAX_LIMIT, MAX_QUERY_TEXT
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 REF = "#/components/schemas/{name}"
@@ -93,7 +93,7 @@ IF_NONE_MATCH = _param("If-None-Match", "header", {"type": "string"}, "Answer 30
 IDEMPOTENCY_KEY = _param(
     "Idempotency-Key",
     "header",
-    {"type": "string", "pattern": f"^[\\x21-\\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$"},
+    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"},
     "Retries with the same key and body within 24 h replay the first 201 and create nothing",
 )
 LIST_QUERY = [
@@ -143,6 +143,20 @@ _TASK_LINKS = {
     }
     for verb in ("get", "replace", "update", "complete", "delete")
 }
+
+
+def _task_update(operation_id: str, summary: str) -> Operation:
+    return Operation(
+        operation_id,
+        summary,
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
+        body=NonEmptyTaskUpdate,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    )
+
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/openapi.json"): Operation(
@@ -215,26 +229,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "304": {"description": "Not modified", "headers": {"ETag": _ETAG, "X-Request-ID": _REQUEST_ID}}
         },
     ),
-    ("put", "/api/{user_id}/tasks/{task_id}"): Operation(
-        "replaceTask",
-        "Update a task (partial, like PATCH)",
-        200,
-        TaskEnvelope,
-        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
-        body=NonEmptyTaskUpdate,
-        parameters=[IF_MATCH],
-        ok_headers=_TASK_HEADERS,
+    # PUT and PATCH are one handler: both partial, as the contract says.
+    ("put", "/api/{user_id}/tasks/{task_id}"): _task_update(
+        "replaceTask", "Update a task (partial, like PATCH)"
     ),
-    ("patch", "/api/{user_id}/tasks/{task_id}"): Operation(
-        "updateTask",
-        "Update some fields of a task",
-        200,
-        TaskEnvelope,
-        (*_API_ERRORS, *_BODY_ERRORS, 404, 412),
-        body=NonEmptyTaskUpdate,
-        parameters=[IF_MATCH],
-        ok_headers=_TASK_HEADERS,
-    ),
+    ("patch", "/api/{user_id}/tasks/{task_id}"): _task_update("updateTask", "Update some fields of a task"),
     ("delete", "/api/{user_id}/tasks/{task_id}"): Operation(
         "deleteTask",
         "Delete a task; answers it as it was",

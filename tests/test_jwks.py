@@ -176,24 +176,31 @@ def test_hs256_signed_with_the_public_key_is_refused(
 ) -> None:
     """The classic confusion attack: the public key, published in the JWKS, used as an HMAC secret."""
     user = new_user()
-    now = int(time.time())
-    claims = {"sub": user, "iss": jwks.base_url, "aud": jwks.base_url, "iat": now, "exp": now + 600}
-    token = _hs256(_public_forms(keys[alg])[form], claims, keys[alg].kid)
+    token = _hs256(_public_forms(keys[alg])[form], _claims(user, jwks.base_url), keys[alg].kid)
     assert _status(service, user, token) == 401
 
 
-def test_hs256_with_public_key_is_refused_in_jwks_only_mode(
-    make_server: Callable[..., LiveServer], jwks: JwksServer, keys: dict[str, Key]
-) -> None:
-    live = make_server(
+def _jwks_only(make_server: Callable[..., LiveServer], jwks: JwksServer) -> LiveServer:
+    """A service that knows no shared secret: Better Auth's JWKS is its only way to verify."""
+    return make_server(
         better_auth_secret=None,
         cursor_secret=SECRET,
         better_auth_url=jwks.base_url,
         better_auth_jwks_url=jwks.url,
     )
-    user = new_user()
+
+
+def _claims(user: str, issuer: str) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"sub": user, "iss": jwks.base_url, "aud": jwks.base_url, "iat": now, "exp": now + 600}
+    return {"sub": user, "iss": issuer, "aud": issuer, "iat": now, "exp": now + 600}
+
+
+def test_hs256_with_public_key_is_refused_in_jwks_only_mode(
+    make_server: Callable[..., LiveServer], jwks: JwksServer, keys: dict[str, Key]
+) -> None:
+    live = _jwks_only(make_server, jwks)
+    user = new_user()
+    claims = _claims(user, jwks.base_url)
     for form in _public_forms(keys["RS256"]).values():
         assert _status(live, user, _hs256(form, claims, keys["RS256"].kid)) == 401
     assert _status(live, user, make_token(user)) == 401  # no secret configured: HS* is not accepted at all
@@ -205,16 +212,9 @@ def test_symmetric_key_in_the_jwks_is_never_used(
 ) -> None:
     planted = OctKey.import_key(SECRET * 2, {"kid": "planted"})
     with JwksServer([planted, keys["EdDSA"]]) as server:
-        live = make_server(
-            better_auth_secret=None,
-            cursor_secret=SECRET,
-            better_auth_url=server.base_url,
-            better_auth_jwks_url=server.url,
-        )
+        live = _jwks_only(make_server, server)
         user = new_user()
-        now = int(time.time())
-        claims = {"sub": user, "iss": server.base_url, "aud": server.base_url, "iat": now, "exp": now + 600}
-        token = jwt.encode({"alg": "HS256", "kid": "planted"}, claims, planted)
+        token = jwt.encode({"alg": "HS256", "kid": "planted"}, _claims(user, server.base_url), planted)
         assert _status(live, user, token) == 401
 
 

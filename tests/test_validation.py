@@ -227,8 +227,17 @@ def test_validation_comes_before_the_task_lookup(client: httpx.Client, user: str
     assert client.patch(unknown, json={"title": "fine"}, headers=auth(user)).status_code == 404
 
 
-def test_idempotency_key_over_255_is_422(client: httpx.Client, user: str) -> None:
-    headers = {**auth(user), "Idempotency-Key": "k" * 256}
+@pytest.mark.parametrize(
+    "key", ["k" * 256, "has space", "tab\there", "caf\u00e9"], ids=["long", "space", "tab", "latin1"]
+)
+def test_bad_idempotency_key_is_422(client: httpx.Client, user: str, key: str) -> None:
+    headers = [*auth(user).items(), ("Idempotency-Key", key.encode("latin-1"))]
     response = client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=headers)
     assert _field(response) == "Idempotency-Key"
     assert _count(client, user) == 0
+
+
+def test_idempotency_key_of_255_visible_characters_is_accepted(client: httpx.Client, user: str) -> None:
+    key = "".join(chr(c) for c in range(0x21, 0x7F)) * 3
+    headers = {**auth(user), "Idempotency-Key": key[:255]}
+    assert client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=headers).status_code == 201
