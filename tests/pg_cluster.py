@@ -12,7 +12,6 @@ import datetime
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 from pgserver._commands import POSTGRES_BIN_PATH  # the binaries inside the pgserver wheel
 from pgserver.utils import ensure_user_exists
 
+from tests.support import free_port
+
 SERVICE_USER = "pgserver"
 
 
@@ -28,12 +29,6 @@ def system_bin_dir() -> Path | None:
     """The newest PostgreSQL server installed by the system's packages, if any."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
     return found[-1].parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PgCluster:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -115,6 +119,40 @@ def fresh_database(admin_url: str, name: str) -> Database:
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     base = Settings(database_url=database_url, better_auth_secret=SECRET, pool_size=20)
     return replace(base, **overrides)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_service(env: Mapping[str, str], *, timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m service` as a platform runs it, on a free loopback port; returns once /readyz answers 200."""
+    port = free_port()
+    # A file, not a pipe: a chatty server must never block on a full one.
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - it lives as long as the process writes to it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port)},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            output.seek(0)
+            raise RuntimeError(
+                f"the service did not come up:\n{output.read().decode(errors='replace')[-3000:]}"
+            )
+        time.sleep(0.1)
 
 
 class LiveServer:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.settings import ConfigError, Settings
-from tests.support import SECRET
+from tests.support import SECRET, start_service
 
 GOOD = {"BETTER_AUTH_SECRET": SECRET}
 
@@ -162,35 +160,11 @@ def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) 
     assert response.status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
     """The README's first command: no DATABASE_URL, so pgserver starts, migrations run, requests work."""
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "BETTER_AUTH_SECRET": SECRET,
-        "PORT": str(port),
-        "DATA_DIR": str(tmp_path / "data"),
-        "HOME": str(tmp_path),
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.PIPE, text=True)
+    env = {"BETTER_AUTH_SECRET": SECRET, "DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    proc, base = start_service(env)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.2)
         token = _run(["token", "embedded-user"], {"BETTER_AUTH_SECRET": SECRET}).stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
         created = httpx.post(f"{base}/api/embedded-user/tasks", json={"title": "hello"}, headers=headers)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +20,18 @@ import pytest
 from service.db import asyncpg_dsn
 from service.migrations import migrate
 from service.observability import JsonFormatter
-from tests.pg_cluster import PgCluster, free_port, system_bin_dir
-from tests.support import SECRET, Database, LiveServer, auth, create_database, make_token, new_user
+from tests.pg_cluster import PgCluster, system_bin_dir
+from tests.support import (
+    SECRET,
+    Database,
+    LiveServer,
+    auth,
+    create_database,
+    free_port,
+    make_token,
+    new_user,
+    start_service,
+)
 
 APP = "https://app.example.com"
 
@@ -381,27 +389,11 @@ def test_restart_between_requests_surfaces_no_error(
 
 
 def test_sigterm_lets_an_in_flight_request_finish(database: Database, tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "BETTER_AUTH_SECRET": SECRET,
-        "DATABASE_URL": database.url,
-        "PORT": str(port),
-        "HOME": str(tmp_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    proc, base = start_service(
+        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
     )
+    port = int(base.rsplit(":", 1)[1])
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
         user = new_user()
         body = json.dumps({"title": "finished after SIGTERM"}).encode()
         head = (

@@ -20,18 +20,16 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import psutil
 
 from service.db import asyncpg_dsn
 from service.migrations import migrate
-from tests.pg_cluster import PgCluster, free_port
-from tests.support import create_database
+from tests.pg_cluster import PgCluster
+from tests.support import create_database, start_service
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,31 +51,6 @@ async def prepare(admin_url: str, users: int, tasks: int) -> str:
     finally:
         await conn.close()
     return url
-
-
-def start_service(database_url: str, workers: int, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BETTER_AUTH_SECRET": secret,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "ACCESS_LOG": "false",
-        "LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start")
-        time.sleep(0.2)
 
 
 def worker_rss_mib(proc: subprocess.Popen[bytes]) -> list[float]:
@@ -184,7 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start()
         database_url = asyncio.run(prepare(cluster.url, args.seed_users, args.seed_tasks))
-        proc, base = start_service(database_url, args.workers, secret)
+        env = {
+            "DATABASE_URL": database_url,
+            "BETTER_AUTH_SECRET": secret,
+            "WEB_CONCURRENCY": str(args.workers),
+            "ACCESS_LOG": "false",
+            "LOG_LEVEL": "warning",
+        }
+        proc, base = start_service(env)
         rounds = []
         for number in range(1, args.rounds + 1):
             prefix = args.out / f"round{number}"
