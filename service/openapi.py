@@ -45,8 +45,10 @@ _ERROR_TEXT = {
     409: "Idempotency-Key reused with another body, or its first request is still running",
     412: "If-Match does not match the task's current ETag",
     413: "The body is larger than 65,536 bytes",
+    414: "The URL is longer than 8,192 bytes",
     415: "Content-Type is present and not JSON",
     422: "A parameter or the body breaks a rule; `error.details` names the fields",
+    431: "The request headers are larger than 32,768 bytes",
     500: "Unexpected error; no internals are disclosed",
     503: "The database is unavailable; retry after `Retry-After` seconds",
 }
@@ -134,6 +136,8 @@ class Operation:
 
 
 _API_ERRORS = (401, 403, 500, 503)
+# The limits middleware answers these before routing, so any operation can give them.
+_LIMIT_ERRORS = (414, 431)
 _BODY_ERRORS = (400, 413, 415, 422)
 _TASK_HEADERS = {"ETag": _ETAG}
 _TASK_LINKS = {
@@ -299,7 +303,7 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         if op.operation_id == "createTask":
             ok["links"] = _TASK_LINKS
         responses: dict[str, Any] = {str(op.ok): ok, **op.extra_responses}
-        for status in op.errors:
+        for status in (*op.errors, *_LIMIT_ERRORS):
             responses[str(status)] = {
                 "description": _ERROR_TEXT[status],
                 **_ref(schema_of[id(ErrorEnvelope)]),

@@ -9,6 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
@@ -50,6 +51,24 @@ def test_api_operations_need_the_bearer_scheme(document: dict[str, Any]) -> None
             assert operation["security"] == expected, path
             if path.startswith("/api/"):
                 assert {"401", "403", "500", "503"} <= set(operation["responses"])
+
+
+def conforms(document: dict[str, Any], schema: dict[str, Any], instance: Any) -> None:
+    """Assert `instance` fits `schema`, resolving its `#/components/...` references in `document`."""
+    Draft202012Validator({"components": document["components"], **schema}).validate(instance)
+
+
+def test_size_limits_are_documented_on_every_operation(
+    document: dict[str, Any], client: httpx.Client
+) -> None:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert {"414", "431"} <= set(operation["responses"]), (method, path)
+    # Answered before routing, even where no token is needed, and in the documented envelope.
+    response = client.get("/openapi.json", params={"pad": "x" * 9000})
+    assert response.status_code == 414
+    documented = document["paths"]["/openapi.json"]["get"]["responses"]["414"]
+    conforms(document, documented["content"]["application/json"]["schema"], response.json())
 
 
 def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) -> None:
