@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
+from .errors import BY_STATUS
 from .schemas import (
+    ErrorBody,
     ErrorEnvelope,
+    FieldError,
+    Health,
     HealthEnvelope,
+    ListMeta,
+    ResponseMeta,
     TaskComplete,
     TaskCreate,
     TaskEnvelope,
     TaskListEnvelope,
+    TaskRead,
     TaskUpdate,
 )
 from .task_store import SORTS
@@ -115,6 +123,54 @@ LIST_QUERY = [
     _param("cursor", "query", {"type": "string", "minLength": 1}, "`meta.next_cursor` of the previous page"),
 ]
 assert {p["name"] for p in LIST_QUERY} == LIST_PARAMS
+
+
+# Examples are instances of the structs the handlers encode, so they have the served shape; a test
+# checks each one against the document's own schema, and sends the request examples to the API.
+_META = ResponseMeta(request_id="5f0c6b1e2a9d4c7f8e3b1a0d9c8e7f6a")
+_TASK = TaskRead(
+    id="01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f",
+    title="Buy milk",
+    description="2 litres, semi-skimmed",
+    completed=False,
+    user_id="user_2xKq9mZ",
+    created_at=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
+    updated_at=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
+)
+_RENAMED = msgspec.structs.replace(
+    _TASK, title="Buy oat milk", updated_at=datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+)
+_DONE = msgspec.structs.replace(_TASK, completed=True, updated_at=datetime(2026, 1, 15, 18, 0, tzinfo=UTC))
+_OK_EXAMPLES: dict[str, msgspec.Struct] = {
+    "healthz": HealthEnvelope(Health(status="ok"), _META),
+    "readyz": HealthEnvelope(Health(status="ready"), _META),
+    "listTasks": TaskListEnvelope([_TASK], ListMeta(_META.request_id, count=1, limit=50, next_cursor=None)),
+    "createTask": TaskEnvelope(_TASK, _META),
+    "getTask": TaskEnvelope(_TASK, _META),
+    "replaceTask": TaskEnvelope(_RENAMED, _META),
+    "updateTask": TaskEnvelope(_RENAMED, _META),
+    "deleteTask": TaskEnvelope(_TASK, _META),
+    "completeTask": TaskEnvelope(_DONE, _META),
+}
+_BODY_EXAMPLES: dict[str, msgspec.Struct] = {
+    "createTask": TaskCreate(title="Buy milk", description="2 litres, semi-skimmed"),
+    "replaceTask": TaskUpdate(title="Buy oat milk"),
+    "updateTask": TaskUpdate(title="Buy oat milk"),
+    "completeTask": TaskComplete(completed=True),
+}
+
+
+def _error_example(status: int, has_body: bool) -> ErrorEnvelope:
+    """The envelope the typed error for `status` produces, with a typical field for a 422."""
+    error = BY_STATUS[status]
+    details = []
+    if status == 422:
+        details = [
+            FieldError("title", "must not be blank")
+            if has_body
+            else FieldError("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+        ]
+    return ErrorEnvelope(None, _META, ErrorBody(status, error.code, error.message, details))
 
 
 @dataclass(frozen=True)
@@ -276,8 +332,11 @@ def route_operations(routes: Sequence[BaseRoute]) -> list[tuple[str, str]]:
     return found
 
 
-def _ref(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
+def _ref(schema: dict[str, Any], example: msgspec.Struct | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = msgspec.to_builtins(example)
+    return {"content": {"application/json": media}}
 
 
 def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
@@ -297,7 +356,7 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         else:
             ok = {
                 "description": op.summary,
-                **_ref(schema_of[id(op.ok_type)]),
+                **_ref(schema_of[id(op.ok_type)], _OK_EXAMPLES[op.operation_id]),
                 "headers": {**op.ok_headers, "X-Request-ID": _REQUEST_ID},
             }
         if op.operation_id == "createTask":
@@ -306,7 +365,7 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         for status in (*op.errors, *_LIMIT_ERRORS):
             responses[str(status)] = {
                 "description": _ERROR_TEXT[status],
-                **_ref(schema_of[id(ErrorEnvelope)]),
+                **_ref(schema_of[id(ErrorEnvelope)], _error_example(status, op.body is not None)),
                 "headers": {**_HEADERS_BY_STATUS.get(status, {}), "X-Request-ID": _REQUEST_ID},
             }
         operation: dict[str, Any] = {
@@ -318,7 +377,8 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             "security": [{"bearerAuth": []}] if op.authenticated else [],
         }
         if op.body is not None:
-            operation["requestBody"] = {"required": op.body_required, **_ref(schema_of[id(op.body)])}
+            body = _ref(schema_of[id(op.body)], _BODY_EXAMPLES[op.operation_id])
+            operation["requestBody"] = {"required": op.body_required, **body}
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",

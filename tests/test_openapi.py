@@ -17,7 +17,7 @@ from starlette.routing import Mount
 
 from service.app import create_app
 from service.openapi import OPERATIONS, route_operations
-from tests.support import LiveServer, make_token, new_user, settings_for
+from tests.support import LiveServer, auth, make_token, new_user, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,65 @@ def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) ->
     assert {p["name"] for p in post["parameters"]} >= {"user_id", "Idempotency-Key", "X-Request-ID"}
     listing = document["paths"]["/api/{user_id}/tasks"]["get"]
     assert {p["name"] for p in listing["parameters"]} >= {"completed", "q", "sort", "limit", "cursor"}
+
+
+def _json_media(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, media type object) of every JSON body and response in the document."""
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            bodies = [("request", operation.get("requestBody", {}))]
+            bodies += list(operation["responses"].items())
+            for name, body in bodies:
+                if "application/json" in body.get("content", {}) and path != "/openapi.json":
+                    found.append((f"{method} {path} {name}", body["content"]["application/json"]))
+    return found
+
+
+def test_every_json_body_has_an_example_that_fits_its_schema(document: dict[str, Any]) -> None:
+    media = _json_media(document)
+    wheres = {where for where, _ in media}
+    assert {"post /api/{user_id}/tasks request", "get /api/{user_id}/tasks 200", "get /healthz 431"} <= wheres
+    for where, body in media:
+        assert "example" in body, where
+        conforms(document, body["schema"], body["example"])
+        if where.endswith(" 422"):
+            assert body["example"]["error"]["details"], where
+        if where.split()[-1].isdigit() and int(where.split()[-1]) >= 400:
+            assert body["example"]["error"]["status"] == int(where.split()[-1]), where
+
+
+def test_request_examples_do_what_the_document_says(
+    document: dict[str, Any], client: httpx.Client, user: str
+) -> None:
+    """Each request example, sent as documented, gets the documented status and takes effect."""
+    headers = auth(user)
+    create = document["paths"]["/api/{user_id}/tasks"]["post"]
+    created = client.post(
+        f"/api/{user}/tasks",
+        json=create["requestBody"]["content"]["application/json"]["example"],
+        headers=headers,
+    )
+    assert created.status_code == 201
+    example = create["responses"]["201"]["content"]["application/json"]["example"]["data"]
+    assert {k: created.json()["data"][k] for k in ("title", "description", "completed")} == {
+        k: example[k] for k in ("title", "description", "completed")
+    }
+    task_path = f"/api/{user}/tasks/{created.json()['data']['id']}"
+    sent = 0
+    for path, item in document["paths"].items():
+        if "{task_id}" not in path:
+            continue
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            body = operation["requestBody"]["content"]["application/json"]["example"]
+            url = task_path + path.removeprefix("/api/{user_id}/tasks/{task_id}")
+            response = client.request(method, url, json=body, headers=headers)
+            assert response.status_code == 200, (method, path, response.text)
+            assert {k: response.json()["data"][k] for k in body} == body, (method, path)
+            sent += 1
+    assert sent == 3  # PUT, PATCH, PATCH .../complete
 
 
 def test_docs_page_works_offline(client: httpx.Client) -> None:
