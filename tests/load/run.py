@@ -56,8 +56,16 @@ async def prepare(admin_url: str, users: int, tasks: int) -> str:
 def worker_rss_mib(proc: subprocess.Popen[bytes]) -> list[float]:
     """RSS of each process that serves requests: the workers, or the one process when there are none."""
     parent = psutil.Process(proc.pid)
-    workers = [p for p in parent.children(recursive=True) if "multiprocessing" not in " ".join(p.cmdline())]
+    # uvicorn spawns its workers through multiprocessing (`... --multiprocessing-fork`); its
+    # resource tracker is a child as well, but serves nothing.
+    workers = [p for p in parent.children() if "--multiprocessing-fork" in p.cmdline()]
     return [round(p.memory_info().rss / 2**20, 1) for p in (workers or [parent])]
+
+
+def rss_growth_mib(rounds: list[dict[str, Any]]) -> list[float]:
+    """Each worker's RSS change from the first round to the last: a leak shows as steady growth."""
+    first, last = rounds[0]["rss_mib"], rounds[-1]["rss_mib"]
+    return [round(b - a, 1) for a, b in zip(first, last, strict=True)]
 
 
 def run_locust(base: str, args: argparse.Namespace, secret: str, prefix: Path) -> None:
@@ -134,6 +142,9 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{e['p95_ms']:g} | {e['p99_ms']:g} | {e['max_ms']:.0f} |"
             )
         lines.append("")
+    if len(report["rounds"]) > 1:
+        growth = ", ".join(f"{g:+g}" for g in report["rss_growth_mib"])
+        lines += [f"Worker RSS change from round 1 to round {len(report['rounds'])}, MiB: {growth}", ""]
     return "\n".join(lines)
 
 
@@ -178,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed_tasks": args.seed_tasks,
             "machine": f"{os.cpu_count()} CPUs, {round(psutil.virtual_memory().total / 2**30)} GiB, Python {sys.version.split()[0]}",
             "rounds": rounds,
+            "rss_growth_mib": rss_growth_mib(rounds),
         }
         (args.out / "report.json").write_text(json.dumps(report, indent=2))
         (args.out / "report.md").write_text(markdown(report))
