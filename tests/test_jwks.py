@@ -301,3 +301,27 @@ def test_cached_token_is_refused_once_expired(make_server: Callable[..., LiveSer
         assert client.get(url, headers=headers).status_code == 200  # from the cache
         time.sleep(2.2)
         assert client.get(url, headers=headers).status_code == 401
+
+
+def test_refused_token_is_checked_afresh(make_server: Callable[..., LiveServer]) -> None:
+    # Only verified tokens are remembered: a refusal must not outlive its reason.
+    live = make_server(jwt_leeway=0)
+    user = new_user()
+    token = make_token(user, nbf=int(time.time()) + 2)
+    with live.client() as client:
+        url = f"/api/{user}/tasks"
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get(url, headers=headers).status_code == 401  # not yet valid
+        time.sleep(2.2)
+        assert client.get(url, headers=headers).status_code == 200
+
+
+def test_cached_token_still_owns_only_its_user(server: LiveServer) -> None:
+    user, other = new_user(), new_user()
+    headers = {"Authorization": f"Bearer {make_token(user)}"}
+    with server.client() as client:
+        assert client.get(f"/api/{user}/tasks", headers=headers).status_code == 200  # now cached
+        for _ in range(2):
+            response = client.get(f"/api/{other}/tasks", headers=headers)
+            assert response.status_code == 403
+            assert response.json()["error"]["code"] == "FORBIDDEN"
