@@ -45,6 +45,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from .http_protocol import uvicorn_options
+
     embedded = settings.database_url is None
     settings = _with_database(settings)
     if embedded:
@@ -59,11 +61,9 @@ def _serve(settings: Settings) -> None:
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "*"),
         loop="uvloop",
-        http="httptools",
         timeout_graceful_shutdown=25,
+        **uvicorn_options(settings),
     )
 
 

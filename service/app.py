@@ -16,16 +16,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from . import docs, health, openapi, tasks
 from .auth import AuthMiddleware, TokenVerifier
+from .common_headers import CommonHeadersMiddleware
 from .cors import CorsMiddleware
 from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
 from .envelope import error_response
 from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
 from .jwks import JwksClient
-from .limits import LimitsMiddleware
 from .observability import Metrics, ObservabilityMiddleware, metrics_routes, route_templates
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
@@ -34,6 +35,13 @@ logger = logging.getLogger("service")
 
 PURGE_INTERVAL_SECONDS = 3600.0
 POOL_CLOSE_SECONDS = 10.0
+
+
+class App(Starlette):
+    """Starlette with the common headers outside even its error middleware, so a 500 carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CommonHeadersMiddleware(super().build_middleware_stack())
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -118,8 +126,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     }
     metrics = Metrics() if settings.metrics_enabled else None
     routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
-    # Outermost first: time and log everything, then CORS (preflights need no token), then size
-    # limits, then the token, before any route is looked up.
+    # Outermost first (inside the common headers): time and log everything, then CORS (preflights
+    # need no token), then the token, before any route is looked up. URL and header sizes are
+    # refused earlier still, by the HTTP protocol (service/http_protocol.py).
     middleware = [
         Middleware(
             ObservabilityMiddleware,
@@ -129,10 +138,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             access_log=settings.access_log,
         ),
         *([Middleware(CorsMiddleware, origins=settings.cors_origins)] if settings.cors_origins else []),
-        Middleware(LimitsMiddleware),
         Middleware(AuthMiddleware, verifier=verifier),
     ]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    app = App(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Starlette would redirect `/docs/` to `/docs` on the Host header the client sent (an open
+    # redirect); a trailing slash is simply another path, so 404.
+    app.router.redirect_slashes = False
     # Built once, from the very routes and structs the app serves, so it cannot drift from them.
     app.state.openapi = openapi.encode(routes)
     return app

@@ -9,8 +9,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, invalid
-
-MAX_BODY_BYTES = 65536
+from .limits import MAX_BODY_BYTES
 
 T = TypeVar("T")
 

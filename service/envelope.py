@@ -19,8 +19,6 @@ MAX_REQUEST_ID = 128
 _encode = msgspec.json.Encoder().encode
 # Request ids need to be unique, not unguessable: a seeded PRNG spares a getrandom syscall per request.
 _new_id = random.Random(os.urandom(32)).getrandbits  # noqa: S311
-# Responses must never be cached by a shared cache (they are per user) nor MIME-sniffed.
-_COMMON_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 def _valid_request_id(raw: bytes) -> bool:
@@ -49,8 +47,8 @@ def request_id(scope: Scope) -> str:
 def json_response(
     scope: Scope, status: int, envelope: msgspec.Struct, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """Encode an envelope once, straight to bytes, with the headers every response carries."""
-    all_headers = {**_COMMON_HEADERS, "x-request-id": request_id(scope)}
+    """Encode an envelope once, straight to bytes, with the request id (service/common_headers.py adds the rest)."""
+    all_headers = {"x-request-id": request_id(scope)}
     if headers:
         all_headers.update(headers)
     return Response(_encode(envelope), status, all_headers, "application/json")

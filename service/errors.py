@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import FieldError
 
 
@@ -57,15 +58,19 @@ class PreconditionFailed(ApiError):
 
 
 class PayloadTooLarge(ApiError):
-    status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is larger than 65536 bytes"
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", f"Request body is larger than {MAX_BODY_BYTES} bytes"
 
 
 class UriTooLong(ApiError):
-    status, code, message = 414, "URI_TOO_LONG", "The request URL is longer than 8192 bytes"
+    status, code, message = 414, "URI_TOO_LONG", f"The request URL is longer than {MAX_URL_BYTES} bytes"
 
 
 class HeadersTooLarge(ApiError):
-    status, code, message = 431, "HEADERS_TOO_LARGE", "The request headers are larger than 32768 bytes"
+    status, code, message = (
+        431,
+        "HEADERS_TOO_LARGE",
+        f"The request headers are larger than {MAX_HEADER_BYTES} bytes",
+    )
 
 
 class UnsupportedMediaType(ApiError):

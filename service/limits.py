@@ -1,30 +1,15 @@
-"""Refuses oversized URLs and header sets before anything else reads them."""
+"""Every size limit on a request, defined once; the HTTP protocol, body reader, errors and docs read them."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from .envelope import error_response
-from .errors import HeadersTooLarge, UriTooLong
-
+# The request target (path and query) as sent, before any decoding: 414 beyond it.
 MAX_URL_BYTES = 8192
+# The header set, counting each header as name + value + 4 (": " and CRLF): 431 beyond it.
 MAX_HEADER_BYTES = 32768
+# The body however it is framed (Content-Length or chunked): 413 beyond it.
+MAX_BODY_BYTES = 65536
 
 
-class LimitsMiddleware:
-    """414 for a URL over 8 KiB, 431 for headers over 32 KiB; bodies are limited where they are read."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            error = None
-            if len(scope.get("raw_path") or b"") + len(scope["query_string"]) > MAX_URL_BYTES:
-                error = UriTooLong()
-            elif sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
-                error = HeadersTooLarge()
-            if error is not None:
-                await error_response(scope, error)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def header_bytes(name: bytes, value: bytes) -> int:
+    """What one header counts against MAX_HEADER_BYTES."""
+    return len(name) + len(value) + 4

@@ -12,6 +12,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
 from .errors import BY_STATUS
+from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import (
     ErrorBody,
     ErrorEnvelope,
@@ -52,11 +53,11 @@ _ERROR_TEXT = {
     404: "No such task (or it belongs to someone else)",
     409: "Idempotency-Key reused with another body, or its first request is still running",
     412: "If-Match does not match the task's current ETag",
-    413: "The body is larger than 65,536 bytes",
-    414: "The URL is longer than 8,192 bytes",
+    413: f"The body is larger than {MAX_BODY_BYTES:,} bytes",
+    414: f"The URL is longer than {MAX_URL_BYTES:,} bytes",
     415: "Content-Type is present and not JSON",
     422: "A parameter or the body breaks a rule; `error.details` names the fields",
-    431: "The request headers are larger than 32,768 bytes",
+    431: f"The request headers are larger than {MAX_HEADER_BYTES:,} bytes",
     500: "Unexpected error; no internals are disclosed",
     503: "The database is unavailable; retry after `Retry-After` seconds",
 }
@@ -192,7 +193,7 @@ class Operation:
 
 
 _API_ERRORS = (401, 403, 500, 503)
-# The limits middleware answers these before routing, so any operation can give them.
+# The HTTP protocol answers these while it reads the head (service/http_protocol.py): any path can give them.
 _LIMIT_ERRORS = (414, 431)
 _BODY_ERRORS = (400, 413, 415, 422)
 _TASK_HEADERS = {"ETag": _ETAG}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class Settings:
     metrics_enabled: bool = False
     metrics_token: str | None = None
     statement_cache_size: int = 100
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    head_timeout: float = 5.0
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         if self.better_auth_secret is None and self.jwks_url is None:
@@ -78,6 +82,15 @@ class Settings:
         ):
             if url is not None and urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
+        for entry in self.forwarded_allow_ips.split(","):
+            entry = entry.strip()
+            try:
+                if entry != "*":
+                    ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"FORWARDED_ALLOW_IPS entries must be IP addresses, networks or *, not {entry!r}"
+                ) from None
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.database_url is not None:
@@ -137,6 +150,9 @@ class Settings:
             metrics_enabled=reader.flag("METRICS_ENABLED", False),
             metrics_token=reader.text("METRICS_TOKEN"),
             statement_cache_size=reader.number("DB_STATEMENT_CACHE_SIZE", int, 100, low=0, high=10000),
+            forwarded_allow_ips=reader.text("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
+            head_timeout=reader.number("HEAD_TIMEOUT_SECONDS", float, 5.0, low=0.1, high=300),
+            max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
         )
 
 

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from service.app import create_app
 from service.db import asyncpg_dsn
+from service.http_protocol import uvicorn_options
 from service.migrations import migrate
 from service.settings import Settings
 
@@ -167,6 +168,8 @@ class LiveServer:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # The same HTTP protocol and limits as `python -m service`, so tests exercise them.
+            **uvicorn_options(settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="live-server", daemon=True)

@@ -188,11 +188,6 @@ def test_headers_over_32_kib_are_431(client: httpx.Client, user: str) -> None:
     assert response.json()["error"]["code"] == "HEADERS_TOO_LARGE"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/nowhere", "/api/x/tasks", "/docs", "/openapi.json"])
-def test_nosniff_everywhere(client: httpx.Client, path: str) -> None:
-    assert client.get(path).headers["x-content-type-options"] == "nosniff"
-
-
 # --- database URLs and PgBouncer -------------------------------------------------------------
 
 

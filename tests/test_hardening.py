@@ -1,0 +1,162 @@
+"""Issue 10: common headers on every response, no slash redirects, only the docs page's own files, proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.app import create_app
+from service.http_protocol import uvicorn_options
+from service.settings import Settings
+from tests.support import SECRET, Database, LiveServer, auth, new_user, settings_for
+
+METRICS_TOKEN = "metrics-token-0123456789"
+BUNDLE = "/docs/assets/javascripts/swagger-ui-bundle.js"
+
+
+def _boom(request: Request) -> Response:
+    raise RuntimeError("an unexpected failure")
+
+
+@pytest.fixture(scope="module")
+def exposed(database: Database) -> Iterator[LiveServer]:
+    """The real app with metrics on and one route that fails, so a 500 can be seen."""
+    settings = settings_for(database.url, metrics_enabled=True, metrics_token=METRICS_TOKEN)
+    app = create_app(settings)
+    app.router.routes.append(Route("/boom", _boom))
+    with LiveServer(settings, app) as live:
+        yield live
+
+
+def _every_kind_of_response(live: LiveServer) -> dict[str, httpx.Response]:
+    user = new_user()
+    with live.client() as client:
+        created = client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=auth(user))
+        task_url = f"/api/{user}/tasks/{created.json()['data']['id']}"
+        bundle = client.get(BUNDLE)
+        return {
+            "201": created,
+            "health": client.get("/healthz"),
+            "ready": client.get("/readyz"),
+            "404 route": client.get("/nowhere"),
+            "401": client.get(f"/api/{user}/tasks"),
+            "405": client.post("/healthz"),
+            "trailing slash": client.get("/docs/"),
+            "304 task": client.get(
+                task_url, headers={**auth(user), "If-None-Match": created.headers["etag"]}
+            ),
+            "docs": client.get("/docs"),
+            "docs script": client.get("/docs/init.js"),
+            "openapi": client.get("/openapi.json"),
+            "304 asset": client.get(BUNDLE, headers={"If-None-Match": bundle.headers["etag"]}),
+            "metrics": client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}),
+            "metrics 401": client.get("/metrics"),
+            "preflight": client.options(
+                "/api/x/tasks",
+                headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"},
+            ),
+            "414": client.get("/healthz", params={"q": "x" * 9000}),
+            "431": client.get("/healthz", headers={f"X-Pad-{i}": "p" * 1000 for i in range(40)}),
+            # Last: uvicorn closes the connection after an exception.
+            "500": client.get("/boom"),
+        }
+
+
+def test_every_response_is_never_sniffed_nor_stored(exposed: LiveServer) -> None:
+    responses = _every_kind_of_response(exposed)
+    assert responses["500"].status_code == 500
+    assert responses["304 task"].status_code == responses["304 asset"].status_code == 304
+    for name, response in responses.items():
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"], name
+        # The docs bundle sets its own policy (below); everything else is never stored.
+        expected = ["no-cache"] if name == "304 asset" else ["no-store"]
+        assert response.headers.get_list("cache-control") == expected, name
+
+
+def test_the_docs_assets_keep_their_own_cache_policy(client: httpx.Client) -> None:
+    # The bundle is large and the same for everyone: a browser may keep it, revalidating by ETag.
+    bundle = client.get(BUNDLE)
+    assert bundle.headers.get_list("cache-control") == ["no-cache"]
+    assert bundle.headers["x-content-type-options"] == "nosniff"
+    assert client.get(BUNDLE, headers={"If-None-Match": bundle.headers["etag"]}).status_code == 304
+
+
+# --- trailing slashes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/docs/", "/healthz/", "/openapi.json/"])
+def test_a_trailing_slash_is_404_never_a_redirect_to_the_clients_host(
+    client: httpx.Client, path: str
+) -> None:
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_trailing_slash_on_the_api_is_404_too(client: httpx.Client, user: str) -> None:
+    response = client.get(f"/api/{user}/tasks/", headers={**auth(user), "Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+# --- the docs page ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/assets/oauth2-redirect.html",
+        "/docs/assets/oauth2-redirect.js",
+        "/docs/assets/swagger.html",
+        "/docs/assets/LICENSE",
+        "/docs/assets/javascripts/swagger-ui-bundle.js.map",
+        "/docs/assets/javascripts/swagger-ui-standalone-preset.js",
+        "/docs/assets/javascripts/",
+        "/docs/assets/javascripts/../swagger.html",
+        "/docs/assets/javascripts/%2e%2e/swagger.html",
+    ],
+)
+def test_only_the_files_the_docs_page_uses_are_served(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_docs_page_forgets_tokens_and_says_where_to_get_one(client: httpx.Client) -> None:
+    assert "persistAuthorization: false" in client.get("/docs/init.js").text
+    page = client.get("/docs").text
+    assert "python -m service token USER_ID" in page
+    assert "/api/auth/token" in page
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+
+def _who(request: Request) -> Response:
+    assert request.client is not None
+    return JSONResponse({"client": request.client.host, "scheme": request.url.scheme})
+
+
+WHO = Starlette(routes=[Route("/", _who)])
+
+
+def test_forwarded_headers_are_trusted_from_loopback_only_by_default() -> None:
+    settings = Settings.from_env({"BETTER_AUTH_SECRET": SECRET})
+    assert settings.forwarded_allow_ips == "127.0.0.1,::1"
+    assert uvicorn_options(settings)["forwarded_allow_ips"] == "127.0.0.1,::1"
+
+
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored() -> None:
+    spoof = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    untrusting = Settings(better_auth_secret=SECRET, forwarded_allow_ips="10.0.0.1")
+    with LiveServer(untrusting, WHO) as live:
+        assert httpx.get(live.base_url, headers=spoof).json() == {"client": "127.0.0.1", "scheme": "http"}
+    with LiveServer(Settings(better_auth_secret=SECRET), WHO) as live:
+        assert httpx.get(live.base_url, headers=spoof).json() == {"client": "203.0.113.9", "scheme": "https"}

@@ -1,0 +1,181 @@
+"""CONTRACT §10, issue 10: the request head is bounded while it is read, in size, time and connections.
+
+These speak HTTP over raw sockets, so a head can arrive in pieces, slowly, or never end.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from service.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
+from tests.support import LiveServer, auth, new_user
+
+PLANNED = 2 * 1024 * 1024  # what an attacker would send; the answer must come long before
+PIECE = 16 * 1024
+STEP_SECONDS = 0.05  # how long the client waits for an answer between pieces (not an assertion)
+
+
+@contextmanager
+def connect(live: LiveServer) -> Iterator[socket.socket]:
+    host, _, port = live.base_url.removeprefix("http://").partition(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a socket timeout fails the test)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(raw: bytes) -> tuple[int, dict[str, list[str]], Any]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, json.loads(body) if body else None
+
+
+def send_until_answered(sock: socket.socket, start: bytes, piece: bytes) -> int:
+    """Send `start`, then `piece` after piece up to PLANNED bytes, stopping once the server answers."""
+    sock.sendall(start)
+    sent = len(start)
+    while sent < PLANNED:
+        if select.select([sock], [], [], STEP_SECONDS)[0]:
+            break
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(piece)
+    return sent
+
+
+def assert_enveloped_refusal(raw: bytes, status: int, code: str) -> None:
+    got, headers, body = parse(raw)
+    assert got == status
+    assert body["error"]["code"] == code
+    assert body["meta"]["request_id"] == headers["x-request-id"][0]
+    assert headers["connection"] == ["close"]
+    assert headers["x-content-type-options"] == ["nosniff"]
+    assert headers["cache-control"] == ["no-store"]
+    assert headers["content-type"] == ["application/json"]
+
+
+def test_a_huge_header_set_is_refused_long_before_it_ends(server: LiveServer) -> None:
+    with connect(server) as sock:
+        pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(PIECE // 1000))
+        sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", pad)
+        raw = read_until_closed(sock)
+    assert_enveloped_refusal(raw, 431, "HEADERS_TOO_LARGE")
+    assert sent < PLANNED // 8
+
+
+def test_one_endless_header_value_is_refused_too(server: LiveServer) -> None:
+    # httptools holds a header until it ends, so only the bytes on the wire can tell.
+    with connect(server) as sock:
+        sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Long: ", b"v" * PIECE)
+        raw = read_until_closed(sock)
+    assert_enveloped_refusal(raw, 431, "HEADERS_TOO_LARGE")
+    assert sent < PLANNED // 8
+
+
+def test_a_huge_url_is_refused_long_before_it_ends(server: LiveServer) -> None:
+    with connect(server) as sock:
+        sent = send_until_answered(sock, b"GET /healthz?q=", b"a" * PIECE)
+        raw = read_until_closed(sock)
+    assert_enveloped_refusal(raw, 414, "URI_TOO_LONG")
+    assert sent < PLANNED // 8
+
+
+def _head(url_bytes: int, header_bytes: int) -> bytes:
+    """A GET whose target is `url_bytes` long and whose headers count `header_bytes` (name + value + 4 each)."""
+    url = b"/healthz?q=" + b"a" * (url_bytes - len(b"/healthz?q="))
+    host = b"Host: t\r\n"  # counts 4 + 1 + 4
+    pad = header_bytes - 9 - len(b"X-Pad") - 4
+    return (
+        b"GET " + url + b" HTTP/1.1\r\n" + host + b"X-Pad: " + b"p" * pad + b"\r\nConnection: close\r\n\r\n"
+    )
+
+
+def _send_in_pieces(
+    live: LiveServer, request: bytes, size: int = 1000
+) -> tuple[int, dict[str, list[str]], Any]:
+    with connect(live) as sock:
+        for start in range(0, len(request), size):
+            sock.sendall(request[start : start + size])
+        return parse(read_until_closed(sock))
+
+
+def test_the_limits_are_exact_however_the_head_is_cut(server: LiveServer) -> None:
+    close = len(b"Connection") + len(b"close") + 4
+    assert _send_in_pieces(server, _head(MAX_URL_BYTES, MAX_HEADER_BYTES - close))[0] == 200
+    assert _send_in_pieces(server, _head(MAX_URL_BYTES + 1, 100))[0] == 414
+    assert _send_in_pieces(server, _head(100, MAX_HEADER_BYTES - close + 1))[0] == 431
+    # The same heads in one piece.
+    assert _send_in_pieces(server, _head(MAX_URL_BYTES, MAX_HEADER_BYTES - close), size=10**6)[0] == 200
+    assert _send_in_pieces(server, _head(100, MAX_HEADER_BYTES - close + 1), size=10**6)[0] == 431
+
+
+def test_a_slow_head_is_closed_after_the_head_timeout(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(head_timeout=0.3)
+    with connect(live) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        lines = 0
+        # One header line every 0.1 s would keep stock uvicorn waiting for ever; 100 lines is 10 s.
+        while lines < 100 and not select.select([sock], [], [], 0.1)[0]:
+            sock.sendall(b"X-Drip-%d: x\r\n" % lines)
+            lines += 1
+        assert read_until_closed(sock) == b""  # closed, nothing answered
+    assert lines < 100
+
+
+def test_a_connection_that_sends_nothing_is_closed(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(head_timeout=0.3)
+    with connect(live) as sock:
+        assert read_until_closed(sock) == b""
+
+
+def test_keep_alive_and_pipelining_still_work(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(head_timeout=0.3)
+    user = new_user()
+    token = auth(user)["Authorization"].encode()
+    get = b"GET /api/%s/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n\r\n" % (user.encode(), token)
+    with connect(live) as sock:
+        sock.sendall(get + get)  # pipelined
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 2:
+            received += sock.recv(65536)
+        # Idle between requests for longer than the head timeout is up to the keep-alive timeout.
+        select.select([sock], [], [], 0.5)
+        sock.sendall(get[:20])
+        sock.sendall(get[20:])
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_connections_past_the_limit_get_503_in_the_envelope(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(max_connections=2)
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    with connect(live) as first, connect(live) as second:
+        for sock in (first, second):  # answered, so the server holds both connections open
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        with connect(live) as third:
+            third.sendall(request)
+            status, headers, body = parse(read_until_closed(third))
+    assert status == 503
+    assert body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert headers["retry-after"] == ["1"]
+    assert headers["x-content-type-options"] == ["nosniff"]
