@@ -26,6 +26,7 @@ from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
 from .envelope import error_response
 from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
+from .fair_use import FairUseMiddleware
 from .jwks import JwksClient
 from .observability import Metrics, ObservabilityMiddleware, metrics_routes, route_templates
 from .settings import ConfigError, Settings
@@ -127,8 +128,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics() if settings.metrics_enabled else None
     routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
     # Outermost first (inside the common headers): time and log everything, then CORS (preflights
-    # need no token), then the token, before any route is looked up. URL and header sizes are
-    # refused earlier still, by the HTTP protocol (service/http_protocol.py).
+    # need no token), then the token before any route is looked up, then the
+    # per-user cap, which needs to know the user. URL and header sizes are refused earlier still,
+    # by the HTTP protocol (service/http_protocol.py).
     middleware = [
         Middleware(
             ObservabilityMiddleware,
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         *([Middleware(CorsMiddleware, origins=settings.cors_origins)] if settings.cors_origins else []),
         Middleware(AuthMiddleware, verifier=verifier),
+        Middleware(FairUseMiddleware, limit=settings.max_inflight_per_user),
     ]
     app = App(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     # Starlette would redirect `/docs/` to `/docs` on the Host header the client sent (an open

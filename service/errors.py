@@ -81,6 +81,14 @@ class ValidationFailed(ApiError):
     status, code, message = 422, "VALIDATION_ERROR", "The request is not valid"
 
 
+class TooManyRequests(ApiError):
+    status, code, message = (
+        429,
+        "TOO_MANY_REQUESTS",
+        "Too many of your requests are in progress; try again shortly",
+    )
+
+
 class ServiceUnavailable(ApiError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly"
 
@@ -106,6 +114,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
         HeadersTooLarge,
         UnsupportedMediaType,
         ValidationFailed,
+        TooManyRequests,
         ServiceUnavailable,
         InternalError,
     )

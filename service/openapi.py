@@ -57,6 +57,7 @@ _ERROR_TEXT = {
     414: f"The URL is longer than {MAX_URL_BYTES:,} bytes",
     415: "Content-Type is present and not JSON",
     422: "A parameter or the body breaks a rule; `error.details` names the fields",
+    429: "Too many of this user's requests are in progress at once; retry after `Retry-After` seconds",
     431: f"The request headers are larger than {MAX_HEADER_BYTES:,} bytes",
     500: "Unexpected error; no internals are disclosed",
     503: "The database is unavailable; retry after `Retry-After` seconds",
@@ -73,6 +74,7 @@ _HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": _header('`Bearer realm="api"`, with `error="invalid_token"` when a token was bad')
     },
+    429: {"Retry-After": _header("Seconds to wait", {"type": "integer"})},
     503: {"Retry-After": _header("Seconds to wait", {"type": "integer"})},
 }
 
@@ -192,7 +194,7 @@ class Operation:
     authenticated: bool = True
 
 
-_API_ERRORS = (401, 403, 500, 503)
+_API_ERRORS = (401, 403, 429, 500, 503)
 # The HTTP protocol answers these while it reads the head (service/http_protocol.py): any path can give them.
 _LIMIT_ERRORS = (414, 431)
 _BODY_ERRORS = (400, 413, 415, 422)

@@ -118,7 +118,10 @@ def fresh_database(admin_url: str, name: str) -> Database:
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
-    base = Settings(database_url=database_url, better_auth_secret=SECRET, pool_size=20)
+    # Bursts of one user's requests here test the database; the per-user cap has tests of its own.
+    base = Settings(
+        database_url=database_url, better_auth_secret=SECRET, pool_size=20, max_inflight_per_user=1000
+    )
     return replace(base, **overrides)
 
 

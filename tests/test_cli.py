@@ -57,6 +57,10 @@ def test_every_variable_is_read() -> None:
         "ACCESS_LOG": "off",
         "METRICS_ENABLED": "true",
         "METRICS_TOKEN": "m-token",
+        "FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.7",
+        "HEAD_TIMEOUT_SECONDS": "2.5",
+        "MAX_CONNECTIONS": "50",
+        "MAX_INFLIGHT_PER_USER": "3",
     }
     s = Settings.from_env(env)
     assert (s.database_url, str(s.data_dir), s.host, s.port, s.web_concurrency, s.log_level) == (
@@ -83,6 +87,8 @@ def test_every_variable_is_read() -> None:
     )
     assert s.cors_origins == ("https://app.example.com", "http://localhost:3000")
     assert (s.access_log, s.metrics_enabled, s.metrics_token) == (False, True, "m-token")
+    assert s.forwarded_allow_ips == "10.0.0.0/8, 192.168.1.7"
+    assert (s.head_timeout, s.max_connections, s.max_inflight_per_user) == (2.5, 50, 3)
 
 
 def test_settings_are_frozen() -> None:
@@ -109,6 +115,10 @@ def test_settings_are_frozen() -> None:
         ({**GOOD, "CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
         ({**GOOD, "CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS"),
         ({**GOOD, "DB_STATEMENT_CACHE_SIZE": "-1"}, "DB_STATEMENT_CACHE_SIZE"),
+        ({**GOOD, "FORWARDED_ALLOW_IPS": "proxy.example"}, "FORWARDED_ALLOW_IPS"),
+        ({**GOOD, "HEAD_TIMEOUT_SECONDS": "0"}, "HEAD_TIMEOUT_SECONDS"),
+        ({**GOOD, "MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS"),
+        ({**GOOD, "MAX_INFLIGHT_PER_USER": "0"}, "MAX_INFLIGHT_PER_USER"),
         ({**GOOD, "DATABASE_URL": "mysql://x@y/z"}, "PostgreSQL"),
         ({**GOOD, "DATABASE_URL": "sqlite:///todo.db"}, "PostgreSQL"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -27,7 +28,9 @@ def _boom(request: Request) -> Response:
 @pytest.fixture(scope="module")
 def exposed(database: Database) -> Iterator[LiveServer]:
     """The real app with metrics on and one route that fails, so a 500 can be seen."""
-    settings = settings_for(database.url, metrics_enabled=True, metrics_token=METRICS_TOKEN)
+    settings = settings_for(
+        database.url, metrics_enabled=True, metrics_token=METRICS_TOKEN, max_inflight_per_user=1
+    )
     app = create_app(settings)
     app.router.routes.append(Route("/boom", _boom))
     with LiveServer(settings, app) as live:
@@ -85,6 +88,22 @@ def test_the_docs_assets_keep_their_own_cache_policy(client: httpx.Client) -> No
     assert bundle.headers.get_list("cache-control") == ["no-cache"]
     assert bundle.headers["x-content-type-options"] == "nosniff"
     assert client.get(BUNDLE, headers={"If-None-Match": bundle.headers["etag"]}).status_code == 304
+
+
+def test_an_overloaded_users_429_carries_the_headers_too(exposed: LiveServer) -> None:
+    user = new_user()
+    host, _, port = exposed.base_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as held:
+        held.sendall(
+            b"POST /api/%s/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            % (user.encode(), auth(user)["Authorization"].encode())
+        )
+        assert held.recv(1024).startswith(b"HTTP/1.1 100")
+        refused = httpx.get(f"{exposed.base_url}/api/{user}/tasks", headers=auth(user))
+    assert refused.status_code == 429
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert refused.headers["cache-control"] == "no-store"
 
 
 # --- trailing slashes ------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""Fair use of a worker: one user's requests in flight are capped, so they cannot take every pool slot."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .envelope import error_response
+from .errors import TooManyRequests
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class FairUseMiddleware:
+    """429 for a user's request beyond `limit` of theirs in flight at this worker; runs after the token check.
+
+    A request counts from the moment it passes here until the app returns, whether it answered,
+    raised or lost its client: the count drops in a `finally`.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user") if scope["type"] == "http" else None
+        if user is None:
+            await self.app(scope, receive, send)
+            return
+        user_id: str = user.user_id
+        count = self.in_flight.get(user_id, 0)
+        if count >= self.limit:
+            error = TooManyRequests(
+                f"More than {self.limit} of your requests are in progress; try again shortly",
+                headers={"retry-after": RETRY_AFTER_SECONDS},
+            )
+            await error_response(scope, error)(scope, receive, send)
+            return
+        self.in_flight[user_id] = count + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            remaining = self.in_flight[user_id] - 1
+            if remaining:
+                self.in_flight[user_id] = remaining
+            else:
+                del self.in_flight[user_id]
