@@ -37,6 +37,19 @@ logger = logging.getLogger("service")
 PURGE_INTERVAL_SECONDS = 3600.0
 POOL_CLOSE_SECONDS = 10.0
 
+# The CORS policy: what the API's routes accept from a page, and what the page may read back.
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+)
+CORS_EXPOSED = ("ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed")
+CORS_MAX_AGE = 600
+
 
 class App(Starlette):
     """Starlette with the common headers outside even its error middleware, so a 500 carries them too."""
@@ -127,8 +140,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     }
     metrics = Metrics() if settings.metrics_enabled else None
     routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
-    # Outermost first (inside the common headers): time and log everything, then CORS (preflights
-    # need no token), then the token before any route is looked up, then the
+    # Outermost first (inside the common headers): time and log everything, then CORS (it answers
+    # preflights, which need no token), then the token before any route is looked up, then the
     # per-user cap, which needs to know the user. URL and header sizes are refused earlier still,
     # by the HTTP protocol (service/http_protocol.py).
     middleware = [
@@ -139,7 +152,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
             access_log=settings.access_log,
         ),
-        *([Middleware(CorsMiddleware, origins=settings.cors_origins)] if settings.cors_origins else []),
+        Middleware(
+            CorsMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            allow_credentials=True,
+            max_age=CORS_MAX_AGE,
+        ),
         Middleware(AuthMiddleware, verifier=verifier),
         Middleware(FairUseMiddleware, limit=settings.max_inflight_per_user),
     ]

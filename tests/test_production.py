@@ -16,7 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from service.cors import CorsMiddleware
 from service.db import asyncpg_dsn
 from service.migrations import migrate
 from service.observability import JsonFormatter
@@ -30,6 +36,7 @@ from tests.support import (
     free_port,
     make_token,
     new_user,
+    settings_for,
     start_service,
 )
 
@@ -123,10 +130,67 @@ def test_preflight_from_another_origin_gets_no_cors_headers_and_no_401(cors_serv
     assert not [h for h in response.headers if h.startswith("access-control-")]
 
 
-def test_preflight_without_cors_configured_is_never_401(client: httpx.Client) -> None:
+def test_preflight_without_cors_configured_is_refused_never_401(client: httpx.Client) -> None:
     response = _preflight(client, APP, "/api/u1/tasks")
-    assert response.status_code != 401
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
     assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+def test_an_options_request_that_is_no_preflight_needs_a_token(cors_server: LiveServer) -> None:
+    # Without an Origin it is not CORS at all: nothing skips the token check for it.
+    with cors_server.client() as client:
+        response = client.options("/api/u1/tasks", headers={"Access-Control-Request-Method": "GET"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [("PURGE", "authorization"), ("TRACE", ""), ("PATCH", "authorization, x-smuggled"), ("GET", "cookie")],
+)
+def test_preflight_asking_for_more_than_the_policy_is_refused(
+    cors_server: LiveServer, method: str, headers: str
+) -> None:
+    with cors_server.client() as client:
+        response = client.options(
+            "/api/u1/tasks",
+            headers={
+                "Origin": APP,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": headers,
+            },
+        )
+    assert response.status_code == 403
+    assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+def test_preflight_may_ask_for_safelisted_headers(cors_server: LiveServer) -> None:
+    with cors_server.client() as client:
+        response = client.options(
+            "/api/u1/tasks",
+            headers={
+                "Origin": APP,
+                "Access-Control-Request-Method": "DELETE",
+                "Access-Control-Request-Headers": "Accept, Idempotency-Key,X-Request-ID",
+            },
+        )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == APP
+    assert response.headers["vary"] == "Origin"
+
+
+def test_cors_appends_to_vary_instead_of_replacing_it() -> None:
+    def negotiated(request: Request) -> Response:
+        return Response("x", headers={"Vary": "Accept-Encoding"})
+
+    app = Starlette(
+        routes=[Route("/", negotiated)],
+        middleware=[Middleware(CorsMiddleware, allow_origins=[APP], allow_methods=["GET"])],
+    )
+    with LiveServer(settings_for("postgresql://unused/db"), app) as live, live.client() as client:
+        response = client.get("/", headers={"Origin": APP})
+    assert response.headers["access-control-allow-origin"] == APP
+    assert response.headers["vary"] == "Accept-Encoding, Origin"
 
 
 def test_responses_to_the_frontend_expose_headers(cors_server: LiveServer) -> None:
