@@ -4,12 +4,8 @@ from __future__ import annotations
 
 # The request target (path and query) as sent, before any decoding: 414 beyond it.
 MAX_URL_BYTES = 8192
-# The header set, counting each header as name + value + 4 (": " and CRLF): 431 beyond it.
+# The header set, counting each header as name + value + HEADER_OVERHEAD (": " and CRLF): 431 beyond it.
 MAX_HEADER_BYTES = 32768
+HEADER_OVERHEAD = 4
 # The body however it is framed (Content-Length or chunked): 413 beyond it.
 MAX_BODY_BYTES = 65536
-
-
-def header_bytes(name: bytes, value: bytes) -> int:
-    """What one header counts against MAX_HEADER_BYTES."""
-    return len(name) + len(value) + 4
