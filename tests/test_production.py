@@ -123,9 +123,14 @@ def test_preflight_from_another_origin_gets_no_cors_headers_and_no_401(cors_serv
     assert not [h for h in response.headers if h.startswith("access-control-")]
 
 
-def test_preflight_without_cors_configured_is_never_401(client: httpx.Client) -> None:
+def test_preflight_without_cors_configured_needs_a_token(client: httpx.Client) -> None:
+    """With CORS off nothing answers preflights: an OPTIONS is a request like any other, so 401.
+
+    Skipping auth for it would let any OPTIONS reach the router without a token (it answered 405).
+    """
     response = _preflight(client, APP, "/api/u1/tasks")
-    assert response.status_code != 401
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UNAUTHORIZED"
     assert not [h for h in response.headers if h.startswith("access-control-")]
 
 
@@ -155,14 +160,16 @@ def test_metrics_are_off_by_default(client: httpx.Client) -> None:
 
 
 def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) -> None:
-    live = make_server(metrics_enabled=True, metrics_token="metrics-token-0123456789")
+    live = make_server(metrics_enabled=True, metrics_token="metrics-token-0123456789-Vq7hZ2kX")
     user = new_user()
     with live.client() as client:
         client.post(f"/api/{user}/tasks", json={"title": "counted"}, headers=auth(user))
         client.get(f"/api/{user}/tasks", headers=auth(user))
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers=auth(user)).status_code == 401  # an API token is not enough
-        response = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-0123456789"})
+        response = client.get(
+            "/metrics", headers={"Authorization": "Bearer metrics-token-0123456789-Vq7hZ2kX"}
+        )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
