@@ -113,6 +113,9 @@ class JwksClient:
             response.raise_for_status()
             if response.headers.get("content-encoding", "identity").lower() != "identity":
                 raise ValueError("JWKS document is compressed although identity was asked for")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and len(declared) < 20 and int(declared) > MAX_JWKS_BYTES:
+                raise ValueError(f"JWKS document is larger than {MAX_JWKS_BYTES} bytes")
             body = bytearray()
             async for chunk in response.aiter_raw():
                 body += chunk

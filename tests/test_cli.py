@@ -247,6 +247,13 @@ def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) 
     assert response.status_code == 200
 
 
+def test_token_command_refuses_a_lifetime_the_service_would_refuse() -> None:
+    result = _run(["token", "u1", "--ttl", "7200"], {**GOOD, "JWT_MAX_AGE": "3600"})
+    assert result.returncode == 2
+    assert "JWT_MAX_AGE" in result.stderr
+    assert _run(["token", "u1", "--ttl", "3600"], {**GOOD, "JWT_MAX_AGE": "3600"}).returncode == 0
+
+
 def test_token_before_the_first_start_says_what_to_do(tmp_path: Path) -> None:
     result = _run(["token", "u1"], {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)})
     assert result.returncode == 2

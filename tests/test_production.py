@@ -134,6 +134,14 @@ def test_preflight_without_cors_configured_needs_a_token(client: httpx.Client) -
     assert not [h for h in response.headers if h.startswith("access-control-")]
 
 
+def test_options_that_cors_does_not_answer_needs_a_token(cors_server: LiveServer) -> None:
+    """A preflight-shaped OPTIONS without an Origin is not the CORS middleware's to answer: 401."""
+    with cors_server.client() as client:
+        response = client.options("/api/u1/tasks", headers={"Access-Control-Request-Method": "DELETE"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UNAUTHORIZED"
+
+
 def test_responses_to_the_frontend_expose_headers(cors_server: LiveServer) -> None:
     user = new_user()
     with cors_server.client() as client:
