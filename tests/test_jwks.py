@@ -392,7 +392,7 @@ def test_any_issuer_only_when_the_operator_says_so(
 
 def _hostile_jwks(make_server: Callable[..., LiveServer], server: JwksServer) -> LiveServer:
     # The first fetch happens while the service starts: a fetch that never ended would hang the start.
-    return make_server(better_auth_url=server.base_url, jwks_timeout=1.0, jwks_min_refetch_seconds=3600)
+    return make_server(better_auth_url=server.base_url, jwks_timeout=0.5, jwks_min_refetch_seconds=3600)
 
 
 def test_endless_key_set_is_cut_off_while_it_streams(
