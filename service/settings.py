@@ -89,7 +89,9 @@ class Settings:
             if url is not None and urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
         if self.jwks_url is not None:
-            _check_jwks_url(self.jwks_url)
+            _check_jwks_url(
+                "BETTER_AUTH_JWKS_URL" if self.better_auth_jwks_url else "BETTER_AUTH_URL", self.jwks_url
+            )
             bound = self.better_auth_url or self.jwt_issuer or self.jwt_audience
             if not bound and not self.jwt_allow_any_issuer:
                 # Better Auth signs other JWTs with the same keys (its session-cache cookie, tokens
@@ -175,7 +177,7 @@ def _check_secret(name: str, value: str) -> None:
         raise ConfigError(f"{name} is too easy to guess; make one with {HOW_TO_MAKE_ONE}")
 
 
-def _check_jwks_url(url: str) -> None:
+def _check_jwks_url(name: str, url: str) -> None:
     """Keys must come over TLS: plain http only from this machine, where no one sits in between."""
     parts = urlsplit(url)
     if parts.scheme == "https":
@@ -186,7 +188,9 @@ def _check_jwks_url(url: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ConfigError(f"the JWKS URL must be https (plain http only on loopback), not {url!r}")
+        raise ConfigError(
+            f"{name}: the key set must come over https (plain http only on loopback), not {url!r}"
+        )
 
 
 class _Reader:

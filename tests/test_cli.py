@@ -115,10 +115,10 @@ def test_settings_are_frozen() -> None:
         ({**GOOD, "METRICS_TOKEN": "metrics-token-0123456789"}, "METRICS_TOKEN must be at least 32"),
         ({**GOOD, "METRICS_TOKEN": "m" * 40}, "METRICS_TOKEN is too easy"),
         # Keys only over TLS, except from this machine.
-        ({**GOOD, "BETTER_AUTH_URL": "http://auth.example.com"}, "must be https"),
-        ({**GOOD, "BETTER_AUTH_URL": "http://10.0.0.7:3000"}, "must be https"),
-        ({**GOOD, "BETTER_AUTH_URL": "http://127.0.0.1.evil.example"}, "must be https"),
-        ({**GOOD, "BETTER_AUTH_URL": "http://localhost.evil.example"}, "must be https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://auth.example.com"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://10.0.0.7:3000"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://127.0.0.1.evil.example"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://localhost.evil.example"}, "must come over https"),
         (
             {**GOOD, "BETTER_AUTH_URL": "https://a.example", "BETTER_AUTH_JWKS_URL": "http://a.example/jwks"},
             "https",
@@ -226,7 +226,7 @@ def test_start_is_refused_with_one_clear_line() -> None:
     [
         ({"BETTER_AUTH_SECRET": "dev-secret-change-me-0123456789abcdef"}, "published example"),
         ({"BETTER_AUTH_JWKS_URL": "https://auth.example.com/jwks", "CURSOR_SECRET": SECRET}, "JWT_ALLOW_ANY"),
-        ({"BETTER_AUTH_URL": "http://auth.example.com", "CURSOR_SECRET": SECRET}, "must be https"),
+        ({"BETTER_AUTH_URL": "http://auth.example.com", "CURSOR_SECRET": SECRET}, "must come over https"),
         ({**EXTERNAL_DB}, "no way to verify tokens"),
     ],
     ids=["example-secret", "unbound-jwks", "plain-http-jwks", "database-without-secret"],
