@@ -121,7 +121,7 @@ def test_settings_are_frozen() -> None:
         ({**GOOD, "BETTER_AUTH_URL": "http://localhost.evil.example"}, "must come over https"),
         (
             {**GOOD, "BETTER_AUTH_URL": "https://a.example", "BETTER_AUTH_JWKS_URL": "http://a.example/jwks"},
-            "https",
+            "BETTER_AUTH_JWKS_URL: the key set must come over https",
         ),
         # A key set with nothing to bind tokens to this API.
         ({**GOOD, "BETTER_AUTH_JWKS_URL": "https://auth.example.com/api/auth/jwks"}, "JWT_ALLOW_ANY_ISSUER"),
