@@ -10,10 +10,11 @@ import sys
 from dataclasses import replace
 from types import FrameType
 
-from .auth import mint_token
+from .dev_secret import with_development_secret
 from .migrations import MigrationError, migrate
 from .observability import logging_config
 from .settings import ConfigError, Settings
+from .tokens import mint_token
 
 
 def _with_database(settings: Settings) -> Settings:
@@ -23,8 +24,11 @@ def _with_database(settings: Settings) -> Settings:
     from .db import start_embedded
 
     url = start_embedded(settings.data_dir)
-    # Workers are new processes that read the environment: they must find the same database.
+    settings = with_development_secret(settings)
+    # Workers are new processes that read the environment: they must find the same database and secret.
     os.environ["DATABASE_URL"] = url
+    if settings.better_auth_secret is not None:
+        os.environ["BETTER_AUTH_SECRET"] = settings.better_auth_secret
     return replace(settings, database_url=url)
 
 
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "token":
-            print(mint_token(settings, args.user_id, args.ttl))
+            print(mint_token(with_development_secret(settings), args.user_id, args.ttl))
         elif args.command == "migrate":
             _migrate(_with_database(settings))
         else:

@@ -7,7 +7,8 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from . import docs, health, openapi, tasks
-from .auth import AuthMiddleware, TokenVerifier
+from .auth import AuthMiddleware
 from .common_headers import CommonHeadersMiddleware
 from .cors import CorsMiddleware
 from .cursors import CursorCodec
@@ -31,6 +32,7 @@ from .jwks import JwksClient
 from .observability import Metrics, ObservabilityMiddleware, metrics_routes, route_templates
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
+from .tokens import TokenVerifier
 
 logger = logging.getLogger("service")
 
@@ -97,8 +99,13 @@ async def _purge_expired_keys(store: TaskStore) -> None:
             logger.warning("idempotency key purge skipped: database unavailable")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI app; `settings` default to the environment's."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """Build the ASGI app; `settings` default to the environment's. The clocks are for tests to move."""
     settings = settings or Settings.from_env()
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is required here; `python -m service` starts an embedded database")
@@ -109,8 +116,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             timeout=settings.jwks_timeout,
             refresh_seconds=settings.jwks_refresh_seconds,
             min_refetch_seconds=settings.jwks_min_refetch_seconds,
+            clock=monotonic,
         )
-    verifier = TokenVerifier(settings, jwks)
+    verifier = TokenVerifier(settings, jwks, clock=clock)
     assert settings.cursor_key is not None
     cursors = CursorCodec(settings.cursor_key)
 

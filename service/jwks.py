@@ -6,9 +6,11 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 
@@ -22,14 +24,22 @@ class JwksClient:
 
     A background task refreshes the set every `refresh_seconds`. A token with an unknown `kid`
     may trigger one extra fetch, at most once per `min_refetch_seconds` however many arrive, so a
-    flood of random kids cannot hammer Better Auth; concurrent callers share one fetch.
+    flood of random kids cannot hammer Better Auth; concurrent callers share one fetch. `clock` is
+    a monotonic clock, for that interval. A download is capped in bytes and in total time.
     """
 
     def __init__(
-        self, url: str, *, timeout: float, refresh_seconds: float, min_refetch_seconds: float
+        self,
+        url: str,
+        *,
+        timeout: float,
+        refresh_seconds: float,
+        min_refetch_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self._timeout = timeout
+        self._clock = clock
         self._refresh_seconds = refresh_seconds
         self._min_refetch_seconds = min_refetch_seconds
         self._keys: tuple[Key, ...] = ()
@@ -58,7 +68,7 @@ class JwksClient:
     async def refresh(self) -> bool:
         """Fetch now, joining a fetch already under way; True when the set was replaced."""
         if self._inflight is None or self._inflight.done():
-            self._attempted_at = time.monotonic()
+            self._attempted_at = self._clock()
             self._inflight = asyncio.create_task(self._fetch())
         # shield: one caller giving up (a client disconnect) must not cancel the others' fetch.
         return await asyncio.shield(self._inflight)
@@ -66,7 +76,7 @@ class JwksClient:
     async def refresh_for_unknown_kid(self) -> bool:
         """Refetch for a `kid` we do not know, unless we already tried within the interval."""
         in_flight = self._inflight is not None and not self._inflight.done()
-        if not in_flight and time.monotonic() - self._attempted_at < self._min_refetch_seconds:
+        if not in_flight and self._clock() - self._attempted_at < self._min_refetch_seconds:
             return False
         return await self.refresh()
 
@@ -77,20 +87,41 @@ class JwksClient:
             await asyncio.sleep(self._refresh_seconds if ok else min(self._refresh_seconds, 10.0))
 
     async def _fetch(self) -> bool:
-        assert self._http is not None
         try:
-            response = await self._http.get(self.url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            if len(response.content) > MAX_JWKS_BYTES:
-                raise ValueError("JWKS document is too large")
-            keys = _import_keys(response.json())
-        except (httpx.HTTPError, ValueError, TypeError) as exc:
+            # The client's timeout bounds each read; this bounds the whole, against a slow drip.
+            async with asyncio.timeout(self._timeout):
+                body = await self._download()
+            keys = _import_keys(msgspec.json.decode(body))
+        except (httpx.HTTPError, ValueError, TypeError, TimeoutError, RecursionError) as exc:
             logger.warning(
-                "JWKS fetch from %s failed (%s); keeping %d cached keys", self.url, exc, len(self._keys)
+                "JWKS fetch from %s failed (%s: %s); keeping %d cached keys",
+                self.url,
+                type(exc).__name__,
+                exc,
+                len(self._keys),
             )
             return False
         self._keys = keys
         return True
+
+    async def _download(self) -> bytes:
+        """The document's bytes, read as they stream and refused past MAX_JWKS_BYTES."""
+        assert self._http is not None
+        # Uncompressed only, so the bytes counted are the bytes held (no decompression bomb).
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        async with self._http.stream("GET", self.url, headers=headers) as response:
+            response.raise_for_status()
+            if response.headers.get("content-encoding", "identity").lower() != "identity":
+                raise ValueError("JWKS document is compressed although identity was asked for")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and len(declared) < 20 and int(declared) > MAX_JWKS_BYTES:
+                raise ValueError(f"JWKS document is larger than {MAX_JWKS_BYTES} bytes")
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError(f"JWKS document is larger than {MAX_JWKS_BYTES} bytes")
+        return bytes(body)
 
 
 def _import_keys(document: Any) -> tuple[Key, ...]:

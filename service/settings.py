@@ -11,6 +11,10 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10
+# Secrets published as examples: whoever copies one shares it with everyone who read the same page.
+EXAMPLE_SECRETS = frozenset({"dev-secret-change-me-0123456789abcdef"})
+HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 Number = TypeVar("Number", int, float)
@@ -45,6 +49,8 @@ class Settings:
     jwt_audience: str | None = None
     jwt_leeway: int = 30
     jwt_user_claim: str = "sub"
+    jwt_max_age: int | None = None
+    jwt_allow_any_issuer: bool = False
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     access_log: bool = True
     metrics_enabled: bool = False
@@ -57,19 +63,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.better_auth_secret is None and self.jwks_url is None:
+            # Locally, on the embedded database, `python -m service` supplies a development secret.
+            if self.database_url is not None:
+                raise ConfigError(
+                    "no way to verify tokens: set BETTER_AUTH_SECRET, or BETTER_AUTH_URL / BETTER_AUTH_JWKS_URL, or both"
+                )
+        elif self.cursor_key is None:
             raise ConfigError(
-                "no way to verify tokens: set BETTER_AUTH_SECRET, or BETTER_AUTH_URL / BETTER_AUTH_JWKS_URL, or both"
+                "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
             )
         for name, value in (
             ("BETTER_AUTH_SECRET", self.better_auth_secret),
             ("CURSOR_SECRET", self.cursor_secret),
+            ("METRICS_TOKEN", self.metrics_token),
         ):
-            if value is not None and len(value) < MIN_SECRET_LENGTH:
-                raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
-        if self.cursor_key is None:
-            raise ConfigError(
-                "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
-            )
+            if value is not None:
+                _check_secret(name, value)
         for origin in self.cors_origins:
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
@@ -92,6 +101,18 @@ class Settings:
                 raise ConfigError(
                     f"FORWARDED_ALLOW_IPS entries must be IP addresses, networks or *, not {entry!r}"
                 ) from None
+        if self.jwks_url is not None:
+            _check_jwks_url(
+                "BETTER_AUTH_JWKS_URL" if self.better_auth_jwks_url else "BETTER_AUTH_URL", self.jwks_url
+            )
+            bound = self.better_auth_url or self.jwt_issuer or self.jwt_audience
+            if not bound and not self.jwt_allow_any_issuer:
+                # Better Auth signs other JWTs with the same keys (its session-cache cookie, tokens
+                # for other OAuth clients): without iss/aud, any of them would pass as an API token.
+                raise ConfigError(
+                    "BETTER_AUTH_JWKS_URL without BETTER_AUTH_URL, JWT_ISSUER or JWT_AUDIENCE accepts any token "
+                    "those keys signed: set one of them, or JWT_ALLOW_ANY_ISSUER=true to accept that"
+                )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.database_url is not None:
@@ -144,6 +165,8 @@ class Settings:
             jwt_audience=reader.text("JWT_AUDIENCE"),
             jwt_leeway=reader.number("JWT_LEEWAY_SECONDS", int, 30, low=0, high=600),
             jwt_user_claim=reader.text("JWT_USER_ID_CLAIM") or "sub",
+            jwt_max_age=reader.optional_number("JWT_MAX_AGE", int, low=1, high=366 * 86400),
+            jwt_allow_any_issuer=reader.flag("JWT_ALLOW_ANY_ISSUER", False),
             cors_origins=tuple(
                 o.strip() for o in (reader.text("CORS_ORIGINS") or "").split(",") if o.strip()
             ),
@@ -155,6 +178,35 @@ class Settings:
             head_timeout=reader.number("HEAD_TIMEOUT_SECONDS", float, 5.0, low=0.1, high=300),
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
+        )
+
+
+def _check_secret(name: str, value: str) -> None:
+    """Refuse a secret that is short, published as an example, or plainly guessable."""
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{name} must be at least {MIN_SECRET_LENGTH} characters long; make one with {HOW_TO_MAKE_ONE}"
+        )
+    if value in EXAMPLE_SECRETS:
+        raise ConfigError(f"{name} is a published example, not a secret; make one with {HOW_TO_MAKE_ONE}")
+    # A string is a repetition of a shorter pattern exactly when it occurs inside itself doubled.
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS or (value + value).find(value, 1) < len(value):
+        raise ConfigError(f"{name} is too easy to guess; make one with {HOW_TO_MAKE_ONE}")
+
+
+def _check_jwks_url(name: str, url: str) -> None:
+    """Keys must come over TLS: plain http only from this machine, where no one sits in between."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"{name}: the key set must come over https (plain http only on loopback), not {url!r}"
         )
 
 
@@ -177,6 +229,13 @@ class _Reader:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+    def optional_number(
+        self, name: str, kind: Callable[[str], Number], *, low: float, high: float
+    ) -> Number | None:
+        if self.text(name) is None:
+            return None
+        return self.number(name, kind, kind("0"), low=low, high=high)
 
     def number(
         self, name: str, kind: Callable[[str], Number], default: Number, *, low: float, high: float

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.app import create_app
 from tests.support import Database, LiveServer, fresh_database, new_user, postgres_server, settings_for
 
 
@@ -41,11 +42,14 @@ def user() -> str:
 
 @pytest.fixture
 def make_server(database: Database) -> Iterator[Callable[..., LiveServer]]:
-    """Start extra servers with other settings; they stop at the end of the test."""
+    """Start extra servers with other settings (and `clock`, a FakeClock); they stop at the end of the test."""
     started: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        live = LiveServer(settings_for(overrides.pop("database_url", database.url), **overrides))
+        clock = overrides.pop("clock", None)
+        settings = settings_for(overrides.pop("database_url", database.url), **overrides)
+        app = None if clock is None else create_app(settings, clock=clock.time, monotonic=clock.monotonic)
+        live = LiveServer(settings, app)
         started.append(live.__enter__())
         return live
 

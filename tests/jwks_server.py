@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -11,12 +12,20 @@ from joserfc.jwk import Key
 
 
 class JwksServer:
-    """Serves `keys` as a JWKS at `url`; `down` makes it answer 503; `hits` counts requests."""
+    """Serves `keys` as a JWKS at `url`; `down` makes it answer 503; `hits` counts requests.
+
+    Hostile modes: `body` replaces the document; `endless` streams bytes until the client hangs up,
+    `drip` sends one byte every 0.1 s for ever; `hung_up` is set when the client ends such a stream.
+    """
 
     def __init__(self, keys: list[Key]) -> None:
         self.keys = list(keys)
         self.down = False
         self.hits = 0
+        self.body: bytes | None = None
+        self.endless = False
+        self.drip = False
+        self.hung_up = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,12 +35,33 @@ class JwksServer:
                     self.send_response(503)
                     self.end_headers()
                     return
-                body = json.dumps({"keys": [k.as_dict(private=False) for k in owner.keys]}).encode()
+                if owner.endless or owner.drip:
+                    self._stream(b"x" * 65536 if owner.endless else b" ")
+                    return
+                body = (
+                    owner.body
+                    if owner.body is not None
+                    else json.dumps({"keys": [k.as_dict(private=False) for k in owner.keys]}).encode()
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _stream(self, chunk: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"keys": [')
+                try:
+                    while True:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        if owner.drip:
+                            time.sleep(0.1)
+                except OSError:
+                    owner.hung_up.set()  # the client gave up on it, as it should
 
             def log_message(self, *args: Any) -> None:
                 pass

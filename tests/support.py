@@ -55,6 +55,22 @@ def make_token(
     return jwt.encode({"alg": alg, **(header or {})}, body, OctKey.import_key(secret), algorithms=[alg])
 
 
+class FakeClock:
+    """Wall and monotonic clocks a test can move forward: the real ones plus an offset, never slept."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
 def auth(user_id: str, **kwargs: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token(user_id, **kwargs)}"}
 

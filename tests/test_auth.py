@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -121,6 +123,69 @@ def test_key_reference_headers_are_refused(client: httpx.Client, user: str, head
     _assert_401(_get(client, user, f"Bearer {make_token(user, header=header)}"), BAD_TOKEN)
 
 
+@pytest.mark.parametrize("typ", ["better-auth.session-cache+jwt", "JWE", "dpop+jwt", "", 42, None])
+def test_token_of_another_type_is_refused(client: httpx.Client, user: str, typ: object) -> None:
+    now = int(time.time())
+    claims = json.dumps({"sub": user, "iat": now, "exp": now + 600})
+    response = _get(client, user, f"Bearer {_signed_raw(claims, header={'alg': 'HS256', 'typ': typ})}")
+    _assert_401(response, BAD_TOKEN)
+    assert "type" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt", "application/jwt"])
+def test_access_token_types_are_accepted(client: httpx.Client, user: str, typ: str) -> None:
+    assert _get(client, user, f"Bearer {make_token(user, header={'typ': typ})}").status_code == 200
+
+
+def _signed_raw(payload: str, header: dict | None = None) -> str:
+    """An HS256 token over a payload written by hand (JSON that json.dumps would never produce)."""
+    signing_input = f"{_b64(json.dumps(header or {'alg': 'HS256'}).encode())}.{_b64(payload.encode())}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "-1" + "0" * 400, "1e400", "-1e400", "NaN", "Infinity"])
+def test_time_claim_beyond_a_float_is_401_not_500(
+    client: httpx.Client, user: str, claim: str, literal: str
+) -> None:
+    now = int(time.time())
+    times = {"exp": str(now + 600), "iat": str(now), claim: literal}
+    payload = "{" + ", ".join(f'"{k}": {v}' for k, v in {"sub": f'"{user}"', **times}.items()) + "}"
+    _assert_401(_get(client, user, f"Bearer {_signed_raw(payload)}"), BAD_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def max_age_server(database: Database) -> Iterator[LiveServer]:
+    with LiveServer(settings_for(database.url, jwt_max_age=3600)) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    ("ttl", "drop", "status"),
+    [(3600, (), 200), (3601, (), 401), (86400 * 365, (), 401), (3000, ("iat",), 200), (7200, ("iat",), 401)],
+    ids=["at-the-limit", "a-second-over", "a-year", "no-iat-within", "no-iat-over"],
+)
+def test_max_age_bounds_a_tokens_lifetime(
+    max_age_server: LiveServer, ttl: int, drop: tuple[str, ...], status: int
+) -> None:
+    user = new_user()
+    with max_age_server.client() as client:
+        response = _get(client, user, f"Bearer {make_token(user, ttl=ttl, drop=drop)}")
+    assert response.status_code == status
+    if status == 401:
+        assert "3600 seconds" in response.json()["error"]["message"]
+
+
+def test_old_token_with_a_long_life_is_refused_under_max_age(max_age_server: LiveServer) -> None:
+    """Measured from iat, not from now: a day-long token issued 23 hours ago is still too long-lived."""
+    user = new_user()
+    now = int(time.time())
+    token = make_token(user, iat=now - 23 * 3600, exp=now + 3600)
+    with max_age_server.client() as client:
+        _assert_401(_get(client, user, f"Bearer {token}"), BAD_TOKEN)
+
+
 def test_expired_token(client: httpx.Client, user: str) -> None:
     response = _get(client, user, f"Bearer {make_token(user, exp=int(time.time()) - 60)}")
     _assert_401(response, BAD_TOKEN)
@@ -234,6 +299,73 @@ def test_percent_encoded_foreign_path_is_403(client: httpx.Client) -> None:
     response = client.get("/api/alice%2F..%2Fbob/tasks", headers=auth("alice"))
     assert response.status_code == 403
     assert client.get(f"/api/{user}/tasks", headers=auth("alice")).status_code == 403
+
+
+def _raw_get(client: httpx.Client, raw_path: str, user: str) -> httpx.Response:
+    """GET with the path sent byte for byte as written (percent-escapes and all)."""
+    url = httpx.URL(str(client.base_url)).copy_with(raw_path=raw_path.encode())
+    return client.get(url, headers=auth(user))
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "token_user"),
+    [
+        ("/%61pi/{victim}/tasks", "i"),  # the raw path cut after five bytes named "i"
+        ("/%61%70%69/{victim}/tasks", "70i"),
+        ("/api%2F{victim}/tasks", "2F{victim}"),
+        ("/api/{victim}%2Ftasks/{task}", "{victim}/tasks"),
+        ("/api/{victim}%2ftasks/{task}", "{victim}/tasks"),
+        ("/api/x%2F..%2F{victim}/tasks", "x/../{victim}"),
+    ],
+    ids=[
+        "encoded-prefix",
+        "encoded-prefix-all",
+        "encoded-slash-after-api",
+        "encoded-slash-in-user",
+        "encoded-slash-lower-case",
+        "encoded-dot-dot",
+    ],
+)
+def test_owner_is_decided_on_the_path_the_router_matches(
+    client: httpx.Client, raw_path: str, token_user: str
+) -> None:
+    """Each path routes to the victim's tasks; each token's user matched the raw path the old way."""
+    victim = new_user()
+    planted = client.post(f"/api/{victim}/tasks", json={"title": "private"}, headers=auth(victim))
+    assert planted.status_code == 201
+    path = raw_path.format(victim=victim, task=planted.json()["data"]["id"])
+    response = _raw_get(client, path, token_user.format(victim=victim))
+    assert response.status_code == 403, (path, response.text)
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+
+
+def test_double_encoding_is_decoded_once(client: httpx.Client) -> None:
+    """`%252F` reaches the router as a literal `%2F`: a user id of its own, never a way up the tree."""
+    victim = new_user()
+    assert (
+        client.post(f"/api/{victim}/tasks", json={"title": "private"}, headers=auth(victim)).status_code
+        == 201
+    )
+    path = f"/api/x%252F..%252F{victim}/tasks"
+    assert _raw_get(client, path, "x").status_code == 403
+    own = _raw_get(client, path, f"x%2F..%2F{victim}")
+    assert own.status_code == 200
+    assert own.json()["data"] == []
+
+
+@pytest.mark.parametrize("raw_path", ["/%61pi/{user}/tasks", "/api/{hex}/tasks", "/%61%70%69/{hex}/tasks"])
+def test_encoded_own_path_is_the_users_own(client: httpx.Client, user: str, raw_path: str) -> None:
+    hex_user = "".join(f"%{b:02x}" for b in user.encode())
+    response = _raw_get(client, raw_path.format(user=user, hex=hex_user), user)
+    assert response.status_code == 200
+    assert response.json()["data"] == []
+
+
+def test_encoded_slash_is_refused_even_on_ones_own_name(client: httpx.Client) -> None:
+    owner = "team/alice"
+    response = _raw_get(client, "/api/team%2Falice/tasks", owner)
+    assert response.status_code == 403
+    assert "encoded slash" in response.json()["error"]["message"]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -16,7 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
 from tests.better_auth import BetterAuth, NodeUnavailable, better_auth, ensure_installed
-from tests.support import LiveServer, make_token
+from tests.support import FakeClock, LiveServer, make_token
 from tests.test_jwks import _hs256, _public_forms
 
 GENERATORS: dict[str, Callable[[], Key]] = {
@@ -121,23 +120,27 @@ def test_hs256_signed_with_better_auths_public_key_is_refused(
 
 
 def test_expired_token_is_refused(make_server: Callable[..., LiveServer]) -> None:
-    with better_auth("EdDSA", BA_EXPIRES="1s") as server:
-        service = make_server(better_auth_url=server.url, jwt_leeway=0)
+    clock = FakeClock()
+    with better_auth("EdDSA", BA_EXPIRES="60s") as server:
+        service = make_server(better_auth_url=server.url, jwt_leeway=0, clock=clock)
         user_id, session = server.sign_up()
         token = server.token(session)
-        time.sleep(2.1)
-        response = _get(service, user_id, token)
+        assert _get(service, user_id, token).status_code == 200
+        clock.advance(62)
+        response = _get(service, user_id, token)  # cached a moment ago, and still refused
     assert response.status_code == 401
     assert "expired" in response.json()["error"]["message"].lower()
 
 
 def test_key_rotation_is_picked_up(make_server: Callable[..., LiveServer]) -> None:
-    with better_auth("ES256", BA_ROTATION_SECONDS="1") as server:
-        service = make_server(better_auth_url=server.url, jwks_min_refetch_seconds=0.2)
+    clock = FakeClock()
+    with better_auth("ES256") as server:
+        service = make_server(better_auth_url=server.url, clock=clock)
         user_id, session = server.sign_up()
         old = server.token(session)
         assert _get(service, user_id, old).status_code == 200
-        time.sleep(1.5)
+        httpx.post(f"{server.url}/test/rotate", timeout=10).raise_for_status()
+        clock.advance(31)  # past the default interval between refetches
         new = server.token(session)
         assert _parts(new)[0]["kid"] != _parts(old)[0]["kid"], "Better Auth did not rotate its key"
         assert _get(service, user_id, new).status_code == 200  # a kid first seen now: refetched
@@ -147,15 +150,16 @@ def test_key_rotation_is_picked_up(make_server: Callable[..., LiveServer]) -> No
 def test_outage_keeps_cached_keys_working_and_never_fails_open(
     make_server: Callable[..., LiveServer],
 ) -> None:
+    clock = FakeClock()
     with better_auth("RS256") as server:
-        service = make_server(better_auth_url=server.url, jwks_min_refetch_seconds=0.2, jwks_timeout=1.0)
+        service = make_server(better_auth_url=server.url, jwks_timeout=1.0, clock=clock)
         user_id, session = server.sign_up()
         warm = server.token(session)
         assert _get(service, user_id, warm).status_code == 200  # keys now cached
         unseen = server.token(session)  # same key, a token the service has not seen yet
         server.outage(True)
         try:
-            time.sleep(0.3)
+            clock.advance(31)  # an unknown kid may trigger a refetch now, and it will fail
             assert _get(service, user_id, unseen).status_code == 200
             header, claims, _ = _parts(unseen)
             stranger = jwt.encode(

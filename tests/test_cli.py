@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from service.settings import ConfigError, Settings
 from tests.support import SECRET, start_service
 
 GOOD = {"BETTER_AUTH_SECRET": SECRET}
+METRICS_TOKEN = "Zq3x-metrics-7mKp2vN8rT4wYb6cJ1hL"
+EXTERNAL_DB = {"DATABASE_URL": "postgres://u:p@db.example:5432/todo"}
 
 
 def test_defaults() -> None:
@@ -28,6 +31,7 @@ def test_defaults() -> None:
     )
     assert settings.jwt_user_claim == "sub"
     assert settings.database_url is None
+    assert (settings.jwt_max_age, settings.jwt_allow_any_issuer) == (None, False)
 
 
 def test_every_variable_is_read() -> None:
@@ -48,15 +52,17 @@ def test_every_variable_is_read() -> None:
         "JWKS_REFRESH_SECONDS": "60",
         "JWKS_MIN_REFETCH_SECONDS": "5",
         "JWKS_TIMEOUT_SECONDS": "1",
-        "CURSOR_SECRET": "c" * 32,
+        "CURSOR_SECRET": "cursor-" + SECRET,
         "JWT_ISSUER": "https://issuer.example",
         "JWT_AUDIENCE": "https://audience.example",
         "JWT_LEEWAY_SECONDS": "10",
         "JWT_USER_ID_CLAIM": "uid",
+        "JWT_MAX_AGE": "900",
+        "JWT_ALLOW_ANY_ISSUER": "true",
         "CORS_ORIGINS": "https://app.example.com, http://localhost:3000",
         "ACCESS_LOG": "off",
         "METRICS_ENABLED": "true",
-        "METRICS_TOKEN": "m-token",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.7",
         "HEAD_TIMEOUT_SECONDS": "2.5",
         "MAX_CONNECTIONS": "50",
@@ -78,15 +84,16 @@ def test_every_variable_is_read() -> None:
         "https://app.example.com/api/auth/jwks",
     )
     assert (s.jwks_refresh_seconds, s.jwks_min_refetch_seconds, s.jwks_timeout) == (60, 5, 1)
-    assert s.cursor_key == b"c" * 32
+    assert s.cursor_key == f"cursor-{SECRET}".encode()
     assert (s.jwt_issuer, s.jwt_audience, s.jwt_leeway, s.jwt_user_claim) == (
         "https://issuer.example",
         "https://audience.example",
         10,
         "uid",
     )
+    assert (s.jwt_max_age, s.jwt_allow_any_issuer) == (900, True)
     assert s.cors_origins == ("https://app.example.com", "http://localhost:3000")
-    assert (s.access_log, s.metrics_enabled, s.metrics_token) == (False, True, "m-token")
+    assert (s.access_log, s.metrics_enabled, s.metrics_token) == (False, True, METRICS_TOKEN)
     assert s.forwarded_allow_ips == "10.0.0.0/8, 192.168.1.7"
     assert (s.head_timeout, s.max_connections, s.max_inflight_per_user) == (2.5, 50, 3)
 
@@ -100,11 +107,33 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "no way to verify tokens"),
-        ({"BETTER_AUTH_URL": "http://auth.test"}, "CURSOR_SECRET is required"),
+        (EXTERNAL_DB, "no way to verify tokens"),
+        ({"BETTER_AUTH_URL": "https://auth.test"}, "CURSOR_SECRET is required"),
         ({"BETTER_AUTH_URL": "ftp://auth.test", "CURSOR_SECRET": SECRET}, "http"),
         ({**GOOD, "CURSOR_SECRET": "short"}, "CURSOR_SECRET must be at least"),
         ({"BETTER_AUTH_SECRET": "short"}, "at least 32"),
+        # Published, or guessable: refused whatever the length.
+        ({"BETTER_AUTH_SECRET": "dev-secret-change-me-0123456789abcdef"}, "published example"),
+        ({"BETTER_AUTH_SECRET": "a" * 64}, "too easy to guess"),
+        ({"BETTER_AUTH_SECRET": "abcdefgh" * 8}, "too easy to guess"),
+        ({"BETTER_AUTH_SECRET": "0123456789" * 4}, "too easy to guess"),  # 10 distinct, one pattern
+        ({**GOOD, "CURSOR_SECRET": "c" * 32}, "CURSOR_SECRET is too easy"),
+        ({**GOOD, "METRICS_TOKEN": "metrics-token-0123456789"}, "METRICS_TOKEN must be at least 32"),
+        ({**GOOD, "METRICS_TOKEN": "m" * 40}, "METRICS_TOKEN is too easy"),
+        # Keys only over TLS, except from this machine.
+        ({**GOOD, "BETTER_AUTH_URL": "http://auth.example.com"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://10.0.0.7:3000"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://127.0.0.1.evil.example"}, "must come over https"),
+        ({**GOOD, "BETTER_AUTH_URL": "http://localhost.evil.example"}, "must come over https"),
+        (
+            {**GOOD, "BETTER_AUTH_URL": "https://a.example", "BETTER_AUTH_JWKS_URL": "http://a.example/jwks"},
+            "BETTER_AUTH_JWKS_URL: the key set must come over https",
+        ),
+        # A key set with nothing to bind tokens to this API.
+        ({**GOOD, "BETTER_AUTH_JWKS_URL": "https://auth.example.com/api/auth/jwks"}, "JWT_ALLOW_ANY_ISSUER"),
+        ({**GOOD, "JWT_MAX_AGE": "0"}, "JWT_MAX_AGE must be between"),
+        ({**GOOD, "JWT_MAX_AGE": "15m"}, "JWT_MAX_AGE must be a number"),
+        ({**GOOD, "JWT_ALLOW_ANY_ISSUER": "sure"}, "JWT_ALLOW_ANY_ISSUER must be true or false"),
         ({**GOOD, "PORT": "eighty"}, "PORT must be a number"),
         ({**GOOD, "PORT": "70000"}, "PORT must be between"),
         ({**GOOD, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
@@ -126,6 +155,45 @@ def test_settings_are_frozen() -> None:
 def test_bad_configuration_is_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:3000",
+        "http://127.8.9.10",
+        "http://[::1]:3000",
+        "http://localhost:3000",
+        "http://LOCALHOST",
+        "https://auth.example.com",
+    ],
+)
+def test_jwks_over_plain_http_only_on_loopback(url: str) -> None:
+    assert (
+        Settings.from_env({"BETTER_AUTH_URL": url, "CURSOR_SECRET": SECRET}).jwks_url
+        == f"{url}/api/auth/jwks"
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JWT_ISSUER": "https://auth.example.com"},
+        {"JWT_AUDIENCE": "https://api.example.com"},
+        {"JWT_ALLOW_ANY_ISSUER": "true"},
+    ],
+    ids=["issuer", "audience", "opt-out"],
+)
+def test_jwks_url_alone_needs_a_binding_or_an_explicit_opt_out(env: dict[str, str]) -> None:
+    jwks = {"BETTER_AUTH_JWKS_URL": "https://auth.example.com/api/auth/jwks", "CURSOR_SECRET": SECRET}
+    assert Settings.from_env({**jwks, **env}).jwks_url == jwks["BETTER_AUTH_JWKS_URL"]
+
+
+def test_no_secret_is_fine_only_for_the_embedded_database() -> None:
+    """Locally the service makes its own development secret; with DATABASE_URL one must be given."""
+    assert Settings.from_env({}).better_auth_secret is None
+    with pytest.raises(ConfigError, match="no way to verify tokens"):
+        Settings.from_env(EXTERNAL_DB)
 
 
 @pytest.mark.parametrize(
@@ -158,8 +226,27 @@ def test_start_is_refused_with_one_clear_line() -> None:
     result = _run([], {"BETTER_AUTH_SECRET": "too-short"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: BETTER_AUTH_SECRET must be at least 32 characters long"
+        "error: BETTER_AUTH_SECRET must be at least 32 characters long; "
+        "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BETTER_AUTH_SECRET": "dev-secret-change-me-0123456789abcdef"}, "published example"),
+        ({"BETTER_AUTH_JWKS_URL": "https://auth.example.com/jwks", "CURSOR_SECRET": SECRET}, "JWT_ALLOW_ANY"),
+        ({"BETTER_AUTH_URL": "http://auth.example.com", "CURSOR_SECRET": SECRET}, "must come over https"),
+        ({**EXTERNAL_DB}, "no way to verify tokens"),
+    ],
+    ids=["example-secret", "unbound-jwks", "plain-http-jwks", "database-without-secret"],
+)
+def test_unsafe_configurations_refuse_to_start(env: dict[str, str], message: str) -> None:
+    result = _run([], env)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    assert message in line
 
 
 def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) -> None:
@@ -170,18 +257,46 @@ def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) 
     assert response.status_code == 200
 
 
+def test_token_command_refuses_a_lifetime_the_service_would_refuse() -> None:
+    result = _run(["token", "u1", "--ttl", "7200"], {**GOOD, "JWT_MAX_AGE": "3600"})
+    assert result.returncode == 2
+    assert "JWT_MAX_AGE" in result.stderr
+    assert _run(["token", "u1", "--ttl", "3600"], {**GOOD, "JWT_MAX_AGE": "3600"}).returncode == 0
+
+
+def test_token_before_the_first_start_says_what_to_do(tmp_path: Path) -> None:
+    result = _run(["token", "u1"], {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "start the server once" in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing written where initdb will want an empty folder
+
+
 def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
-    """The README's first command: no DATABASE_URL, so pgserver starts, migrations run, requests work."""
-    env = {"BETTER_AUTH_SECRET": SECRET, "DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    """The README's first command: no DATABASE_URL and no secret, so pgserver starts, migrations
+    run, a development secret is made in the data folder, and `token` signs with the same one."""
+    env = {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
     proc, base = start_service(env)
     try:
-        token = _run(["token", "embedded-user"], {"BETTER_AUTH_SECRET": SECRET}).stdout.strip()
+        result = _run(["token", "embedded-user"], env)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
         created = httpx.post(f"{base}/api/embedded-user/tasks", json={"title": "hello"}, headers=headers)
         assert created.status_code == 201
         listing = httpx.get(f"{base}/api/embedded-user/tasks", headers=headers)
         assert [t["title"] for t in listing.json()["data"]] == ["hello"]
         assert (tmp_path / "data" / "PG_VERSION").exists()
+        secret_file = tmp_path / "data" / "dev-secret"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert len(secret_file.read_text().strip()) >= 32
+        # Another data folder means another secret: the token is worthless elsewhere.
+        elsewhere = _run(["token", "embedded-user"], {**env, "BETTER_AUTH_SECRET": SECRET}).stdout.strip()
+        assert (
+            httpx.get(
+                f"{base}/api/embedded-user/tasks", headers={"Authorization": f"Bearer {elsewhere}"}
+            ).status_code
+            == 401
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

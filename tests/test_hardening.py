@@ -17,7 +17,7 @@ from service.http_protocol import uvicorn_options
 from service.settings import Settings
 from tests.support import SECRET, Database, LiveServer, auth, new_user, settings_for
 
-METRICS_TOKEN = "metrics-token-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789-Vq7hZ2kX"
 BUNDLE = "/docs/assets/javascripts/swagger-ui-bundle.js"
 
 

@@ -219,14 +219,16 @@ def test_metrics_are_off_by_default(client: httpx.Client) -> None:
 
 
 def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) -> None:
-    live = make_server(metrics_enabled=True, metrics_token="metrics-token-0123456789")
+    live = make_server(metrics_enabled=True, metrics_token="metrics-token-0123456789-Vq7hZ2kX")
     user = new_user()
     with live.client() as client:
         client.post(f"/api/{user}/tasks", json={"title": "counted"}, headers=auth(user))
         client.get(f"/api/{user}/tasks", headers=auth(user))
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers=auth(user)).status_code == 401  # an API token is not enough
-        response = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-0123456789"})
+        response = client.get(
+            "/metrics", headers={"Authorization": "Bearer metrics-token-0123456789-Vq7hZ2kX"}
+        )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
