@@ -11,8 +11,8 @@ from dataclasses import replace
 from types import FrameType
 
 from .dev_secret import with_development_secret
+from .logs import logging_config
 from .migrations import MigrationError, migrate
-from .observability import logging_config
 from .settings import ConfigError, Settings
 from .tokens import mint_token
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from . import docs, health, openapi, tasks
+from .access_log import STDOUT_FILENO, AccessLog
 from .auth import AuthMiddleware
 from .common_headers import CommonHeadersMiddleware
 from .cors import CorsMiddleware
@@ -29,7 +30,8 @@ from .envelope import error_response
 from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
 from .fair_use import FairUseMiddleware
 from .jwks import JwksClient
-from .observability import Metrics, ObservabilityMiddleware, metrics_routes, route_templates
+from .metrics import Metrics, metrics_routes
+from .observability import ObservabilityMiddleware, RouteTemplates
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
 from .tokens import TokenVerifier
@@ -104,8 +106,10 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    access_log_fd: int = STDOUT_FILENO,
 ) -> Starlette:
-    """Build the ASGI app; `settings` default to the environment's. The clocks are for tests to move."""
+    """Build the ASGI app; `settings` default to the environment's. The clocks are for tests to move;
+    access lines go to stdout unless another file descriptor is given."""
     settings = settings or Settings.from_env()
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is required here; `python -m service` starts an embedded database")
@@ -121,6 +125,7 @@ def create_app(
     verifier = TokenVerifier(settings, jwks, clock=clock)
     assert settings.cursor_key is not None
     cursors = CursorCodec(settings.cursor_key)
+    access_log = AccessLog(access_log_fd) if settings.access_log else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -129,6 +134,8 @@ def create_app(
         purger = asyncio.create_task(_purge_expired_keys(store))
         if jwks is not None:
             await jwks.start()
+        if access_log is not None:
+            access_log.start()
         try:
             yield {"pool": pool, "store": store, "cursors": cursors}
         finally:
@@ -139,6 +146,8 @@ def create_app(
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
             except TimeoutError:
                 pool.terminate()
+            if access_log is not None:
+                access_log.close()
 
     handlers: dict[Any, Any] = {
         ApiError: _api_error,
@@ -155,10 +164,10 @@ def create_app(
     middleware = [
         Middleware(
             ObservabilityMiddleware,
-            templates=route_templates(routes),
+            templates=RouteTemplates(routes),
             user_key=hashlib.sha256(b"todo-service log user v1\0" + settings.cursor_key).digest(),
             metrics=metrics,
-            access_log=settings.access_log,
+            access_log=access_log,
         ),
         Middleware(
             CorsMiddleware,

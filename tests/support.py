@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import asyncpg
 import httpx
@@ -147,11 +147,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_service(env: Mapping[str, str], *, timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m service` as a platform runs it, on a free loopback port; returns once /readyz answers 200."""
+def start_service(
+    env: Mapping[str, str], *, timeout: float = 60, output: BinaryIO | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m service` as a platform runs it, on a free loopback port; returns once /readyz answers 200.
+
+    Its stdout and stderr go to `output` (a file the caller reads afterwards) or a temporary file.
+    """
     port = free_port()
     # A file, not a pipe: a chatty server must never block on a full one.
-    output = tempfile.TemporaryFile()  # noqa: SIM115 - it lives as long as the process writes to it
+    output = output or tempfile.TemporaryFile()  # noqa: SIM115 - it lives as long as the process writes to it
     proc = subprocess.Popen(
         [sys.executable, "-m", "service"],
         env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port)},

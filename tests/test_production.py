@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
 import signal
 import socket
@@ -13,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.app import create_app
 from service.cors import CorsMiddleware
 from service.db import asyncpg_dsn
 from service.migrations import migrate
-from service.observability import JsonFormatter
 from tests.pg_cluster import PgCluster, system_bin_dir
 from tests.support import (
     SECRET,
@@ -46,48 +46,86 @@ APP = "https://app.example.com"
 # --- logs ------------------------------------------------------------------------------------
 
 
-def test_one_json_line_per_request_without_secrets(
-    make_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
-) -> None:
-    live = make_server()
+def _access_lines(path: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if line["logger"] == "service.access"]
+
+
+def test_one_json_line_per_request_without_secrets(database: Database, tmp_path: Path) -> None:
     user = new_user()
     token = make_token(user)
     title, description = "PRIVATE-TITLE-7f3a", "PRIVATE-DESCRIPTION-91bc"
-    caplog.set_level(logging.INFO, logger="service")
-    with live.client() as client:
+    log_path = tmp_path / "access.log"
+    settings = settings_for(database.url, cors_origins=(APP,))
+    with (
+        log_path.open("wb") as log,
+        LiveServer(settings, create_app(settings, access_log_fd=log.fileno())) as live,
+        live.client() as client,
+    ):
         created = client.post(
             f"/api/{user}/tasks",
             json={"title": title, "description": description},
             headers={"Authorization": f"Bearer {token}", "X-Request-ID": "log-test-1"},
         )
+        task = created.json()["data"]["id"]
         client.get(f"/api/{user}/tasks?q={title}", headers={"Authorization": f"Bearer {token}"})
         client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}x"})  # a bad token
         client.get(
-            f"/api/{user}/tasks", headers={"Authorization": f"Bearer {make_token(user, secret='x' * 40)}"}
+            f"/api/{user}/tasks/{task}",
+            headers={"Authorization": f"Bearer {make_token(user, secret='x' * 40)}"},
         )
-    records = [r for r in caplog.records if r.name == "service.access"]
-    assert len(records) == 4
-    lines = [JsonFormatter().format(r) for r in records]
-    first = json.loads(lines[0])
+        client.get(f"/api/{new_user()}/tasks/{task}", headers={"Authorization": f"Bearer {token}"})
+        _preflight(client, APP, f"/api/{user}/tasks/{task}/complete")
+        client.get("/nowhere", headers={"Authorization": f"Bearer {token}"})
+    lines = _access_lines(log_path)
+    assert len(lines) == 7
+    first = lines[0]
     assert first["message"] == "request"
+    assert first["level"] == "info"
     assert first["method"] == "POST"
     assert first["route"] == "/api/{user_id}/tasks"  # the template: the raw path holds the user id
     assert first["status"] == 201
     assert first["request_id"] == "log-test-1"
     assert isinstance(first["duration_ms"], float)
     assert first["user"] and first["user"] != user
-    assert json.loads(lines[2])["status"] == 401
-    everything = "\n".join(lines) + caplog.text
-    for secret in (
-        token,
-        token.split(".")[2],
-        SECRET,
-        title,
-        description,
-        user,
-        created.json()["data"]["id"],
-    ):
+    assert first["user"] == lines[1]["user"]  # one user's requests correlate
+    # Answered before routing, yet logged under the route they were for, not "unmatched".
+    assert [(line["status"], line["route"]) for line in lines[2:]] == [
+        (401, "/api/{user_id}/tasks"),
+        (401, "/api/{user_id}/tasks/{task_id}"),
+        (403, "/api/{user_id}/tasks/{task_id}"),
+        (200, "/api/{user_id}/tasks/{task_id}/complete"),
+        (404, "unmatched"),
+    ]
+    everything = log_path.read_text()
+    for secret in (token, token.split(".")[2], SECRET, title, description, user, task):
         assert secret not in everything
+
+
+def test_access_lines_reach_stdout_beside_the_other_records_and_survive_sigterm(
+    database: Database, tmp_path: Path
+) -> None:
+    """`python -m service` as deployed: JSON lines on stdout, and a stop loses none of them."""
+    output = tmp_path / "stdout"
+    with output.open("w+b") as sink:
+        env = {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
+        proc, base = start_service(env, output=sink)
+        user = new_user()
+        try:
+            with httpx.Client(base_url=base, headers=auth(user)) as client:
+                ids = [client.get(f"/api/{user}/tasks").headers["x-request-id"] for _ in range(50)]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    records = [json.loads(line) for line in output.read_text().splitlines()]  # every line is JSON
+    logged = [
+        r["request_id"] for r in records if r["logger"] == "service.access" and r["route"].startswith("/api/")
+    ]
+    assert logged == ids
+    assert any(r["logger"].startswith("uvicorn") for r in records)
 
 
 # --- CORS ------------------------------------------------------------------------------------
@@ -224,6 +262,7 @@ def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) 
     with live.client() as client:
         client.post(f"/api/{user}/tasks", json={"title": "counted"}, headers=auth(user))
         client.get(f"/api/{user}/tasks", headers=auth(user))
+        client.get(f"/api/{user}/tasks")  # refused before routing, still counted under its route
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers=auth(user)).status_code == 401  # an API token is not enough
         response = client.get(
@@ -233,7 +272,8 @@ def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) 
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'http_requests_total{route="/api/{user_id}/tasks",method="POST",status="201"} 1' in text
-    assert 'http_request_duration_seconds_bucket{route="/api/{user_id}/tasks",le="+Inf"} 2' in text
+    assert 'http_requests_total{route="/api/{user_id}/tasks",method="GET",status="401"} 1' in text
+    assert 'http_request_duration_seconds_bucket{route="/api/{user_id}/tasks",le="+Inf"} 3' in text
     assert 'db_pool_connections{state="idle"}' in text
     assert user not in text
 
