@@ -180,12 +180,16 @@ def start_service(
         time.sleep(0.1)
 
 
+# The access log is on, as by default, but its lines would land between pytest's captures.
+_DEVNULL = os.open(os.devnull, os.O_WRONLY)
+
+
 class LiveServer:
     """The real app on uvicorn, on 127.0.0.1 and a free port, in a background thread."""
 
     def __init__(self, settings: Settings, app: Starlette | None = None) -> None:
         config = uvicorn.Config(
-            app or create_app(settings),
+            app or create_app(settings, access_log_fd=_DEVNULL),
             host="127.0.0.1",
             port=0,
             log_level="warning",
