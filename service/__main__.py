@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 
 from .dev_secret import with_development_secret
@@ -46,6 +50,23 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
+def _metrics_across_workers(settings: Settings) -> None:
+    """With several workers, have prometheus_client sum their metrics through files in a fresh folder."""
+    if not settings.metrics_enabled or settings.web_concurrency == 1:
+        return
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        # A previous run's files would be summed in: start from zero, as a new process does.
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        folder = tempfile.mkdtemp(prefix="todo-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Read by prometheus_client when the workers import it: they are new processes.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 
@@ -55,6 +76,7 @@ def _serve(settings: Settings) -> None:
     settings = _with_database(settings)
     if embedded:
         _migrate(settings)
+    _metrics_across_workers(settings)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "service.app:create_app",

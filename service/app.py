@@ -126,6 +126,7 @@ def create_app(
     assert settings.cursor_key is not None
     cursors = CursorCodec(settings.cursor_key)
     access_log = AccessLog(access_log_fd) if settings.access_log else None
+    metrics = Metrics() if settings.metrics_enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -136,10 +137,15 @@ def create_app(
             await jwks.start()
         if access_log is not None:
             access_log.start()
+        sampler = asyncio.create_task(metrics.sample_pool_forever(pool)) if metrics is not None else None
         try:
             yield {"pool": pool, "store": store, "cursors": cursors}
         finally:
             purger.cancel()
+            if sampler is not None:
+                sampler.cancel()
+            if metrics is not None:
+                metrics.close()
             if jwks is not None:
                 await jwks.close()
             try:
@@ -155,7 +161,6 @@ def create_app(
         Exception: _unexpected,
         **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
     }
-    metrics = Metrics() if settings.metrics_enabled else None
     routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
     # Outermost first (inside the common headers): time and log everything, then CORS (it answers
     # preflights, which need no token), then the token before any route is looked up, then the

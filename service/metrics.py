@@ -1,13 +1,21 @@
-"""Prometheus metrics: request counts and latency by route template, and the pool's connections."""
+"""Prometheus metrics (prometheus_client): requests and latency by route template, pool connections.
+
+With several workers, `python -m service` points PROMETHEUS_MULTIPROC_DIR at a fresh folder: each
+worker then writes its samples to files there and whichever worker answers /metrics sums them,
+so a scrape through the one port sees the whole process, not one worker picked by the kernel.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from bisect import bisect_left
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,61 +23,83 @@ from starlette.routing import Route
 from .envelope import error_response
 from .errors import Unauthorized
 
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; Prometheus' le="+Inf" bucket is the request count.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+POOL_SAMPLE_SECONDS = 1.0
+# What generate_latest writes, named as every Prometheus server version reads it.
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    """Request counts by route template, method and status, and a latency histogram per route."""
+    """Request counts by route template, method and status, a latency histogram per route, the pool."""
 
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.latency: dict[str, list[float]] = {}  # per route: bucket counts..., then sum
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROCESS_DIR_ENV)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests",
+            "Requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer a request, by route template.",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        # Summed over the live workers: the connections of the whole process.
+        self.pool_connections = Gauge(
+            "db_pool_connections",
+            "Database connections, by state.",
+            ["state"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_max = Gauge(
+            "db_pool_max_connections",
+            "The most database connections the workers may open.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        # labels() takes a lock and builds a key each time: look each label set up once.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        histogram = self.latency.get(route)
-        if histogram is None:
-            histogram = self.latency[route] = [0.0] * (len(BUCKETS) + 2)
-        histogram[bisect_left(BUCKETS, seconds)] += 1
-        histogram[-1] += seconds
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
-    def render(self, pool: asyncpg.Pool | None) -> str:
+    def sample_pool(self, pool: asyncpg.Pool) -> None:
+        idle = pool.get_idle_size()
+        self.pool_connections.labels("in_use").set(pool.get_size() - idle)
+        self.pool_connections.labels("idle").set(idle)
+        self.pool_max.set(pool.get_max_size())
+
+    async def sample_pool_forever(self, pool: asyncpg.Pool) -> None:
+        """Keep this worker's pool gauges current, for scrapes that another worker answers."""
+        while True:
+            self.sample_pool(pool)
+            await asyncio.sleep(POOL_SAMPLE_SECONDS)
+
+    def render(self) -> bytes:
         """The Prometheus text exposition format, version 0.0.4."""
-        lines = [
-            "# HELP http_requests_total Requests answered, by route template, method and status.",
-            "# TYPE http_requests_total counter",
-        ]
-        for (route, method, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'http_requests_total{{route="{route}",method="{method}",status="{status}"}} {count}'
-            )
-        lines += [
-            "# HELP http_request_duration_seconds Time to answer a request, by route template.",
-            "# TYPE http_request_duration_seconds histogram",
-        ]
-        for route, histogram in sorted(self.latency.items()):
-            cumulative = 0.0
-            for bound, count in zip((*BUCKETS, "+Inf"), histogram[:-1], strict=True):
-                cumulative += count
-                lines.append(
-                    f'http_request_duration_seconds_bucket{{route="{route}",le="{bound}"}} {cumulative:g}'
-                )
-            lines.append(f'http_request_duration_seconds_sum{{route="{route}"}} {histogram[-1]:.6f}')
-            lines.append(f'http_request_duration_seconds_count{{route="{route}"}} {cumulative:g}')
-        if pool is not None:
-            in_use = pool.get_size() - pool.get_idle_size()
-            lines += [
-                "# HELP db_pool_connections Database connections of this worker, by state.",
-                "# TYPE db_pool_connections gauge",
-                f'db_pool_connections{{state="in_use"}} {in_use}',
-                f'db_pool_connections{{state="idle"}} {pool.get_idle_size()}',
-                "# HELP db_pool_max_connections The most connections this worker may open.",
-                "# TYPE db_pool_max_connections gauge",
-                f"db_pool_max_connections {pool.get_max_size()}",
-            ]
-        return "\n".join(lines) + "\n"
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """This worker stops: its gauges leave the sums (its counters stay counted)."""
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 _METRICS_CHALLENGE = {"www-authenticate": 'Bearer realm="metrics"'}
@@ -86,7 +116,9 @@ def metrics_endpoint(metrics: Metrics, token: str | None) -> Callable[[Request],
                 denied = Unauthorized("Metrics need their own bearer token", headers=_METRICS_CHALLENGE)
                 return error_response(request.scope, denied)
         pool = getattr(request.state, "pool", None)
-        return Response(metrics.render(pool), media_type="text/plain; version=0.0.4")
+        if pool is not None:
+            metrics.sample_pool(pool)
+        return Response(metrics.render(), media_type=TEXT_FORMAT)
 
     return endpoint
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -270,12 +271,56 @@ def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) 
         )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    assert 'http_requests_total{route="/api/{user_id}/tasks",method="POST",status="201"} 1' in text
-    assert 'http_requests_total{route="/api/{user_id}/tasks",method="GET",status="401"} 1' in text
-    assert 'http_request_duration_seconds_bucket{route="/api/{user_id}/tasks",le="+Inf"} 3' in text
-    assert 'db_pool_connections{state="idle"}' in text
-    assert user not in text
+    samples = _samples(response.text)
+    tasks = "/api/{user_id}/tasks"
+    assert samples[("http_requests_total", (("method", "POST"), ("route", tasks), ("status", "201")))] == 1
+    assert samples[("http_requests_total", (("method", "GET"), ("route", tasks), ("status", "401")))] == 1
+    assert samples[("http_request_duration_seconds_bucket", (("le", "+Inf"), ("route", tasks)))] == 3
+    assert samples[("db_pool_max_connections", ())] == 20
+    assert ("db_pool_connections", (("state", "idle"),)) in samples
+    assert user not in response.text
+
+
+def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Each sample of a Prometheus text exposition by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def test_metrics_sum_every_worker(database: Database, tmp_path: Path) -> None:
+    """Behind one port the kernel picks the worker a scrape reaches: each must answer for all of them."""
+    env = {
+        "BETTER_AUTH_SECRET": SECRET,
+        "DATABASE_URL": database.url,
+        "HOME": str(tmp_path),
+        "WEB_CONCURRENCY": "2",
+        "DB_POOL_SIZE": "3",
+        "METRICS_ENABLED": "true",
+    }
+    proc, base = start_service(env)
+    max_connections = ("db_pool_max_connections", ())
+    try:
+        # Both workers are up once both pools are in the sum (each adds its 3 at start).
+        deadline = time.monotonic() + 30
+        while _samples(httpx.get(f"{base}/metrics").text).get(max_connections) != 6:
+            assert time.monotonic() < deadline, "the second worker never reported its pool"
+            time.sleep(0.1)
+        user = new_user()
+        for _ in range(30):  # a new connection each: the kernel spreads them over the workers
+            assert httpx.get(f"{base}/api/{user}/tasks", headers=auth(user)).status_code == 200
+        key = (
+            "http_requests_total",
+            (("method", "GET"), ("route", "/api/{user_id}/tasks"), ("status", "200")),
+        )
+        scrapes = [_samples(httpx.get(f"{base}/metrics").text) for _ in range(6)]
+        assert [scrape[key] for scrape in scrapes] == [30] * 6
+        assert all(scrape[max_connections] == 6 for scrape in scrapes)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 # --- limits and headers ----------------------------------------------------------------------
