@@ -11,7 +11,6 @@ import signal
 import sys
 import tempfile
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
 
 from .dev_secret import with_development_secret
@@ -54,16 +53,15 @@ def _metrics_across_workers(settings: Settings) -> None:
     """With several workers, have prometheus_client sum their metrics through files in a fresh folder."""
     if not settings.metrics_enabled or settings.web_concurrency == 1:
         return
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
+    if settings.metrics_dir is not None:
         # A previous run's files would be summed in: start from zero, as a new process does.
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for stale in Path(folder).glob("*.db"):
+        settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in settings.metrics_dir.glob("*.db"):
             stale.unlink()
-    else:
-        folder = tempfile.mkdtemp(prefix="todo-metrics-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    # Read by prometheus_client when the workers import it: they are new processes.
+        return
+    folder = tempfile.mkdtemp(prefix="todo-metrics-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Read by prometheus_client (and Settings) when the workers import it: they are new processes.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 

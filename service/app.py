@@ -126,7 +126,7 @@ def create_app(
     assert settings.cursor_key is not None
     cursors = CursorCodec(settings.cursor_key)
     access_log = AccessLog(access_log_fd) if settings.access_log else None
-    metrics = Metrics() if settings.metrics_enabled else None
+    metrics = Metrics(settings.metrics_dir) if settings.metrics_enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,7 +24,6 @@ from starlette.routing import Route
 from .envelope import error_response
 from .errors import Unauthorized
 
-MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; Prometheus' le="+Inf" bucket is the request count.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 POOL_SAMPLE_SECONDS = 1.0
@@ -34,8 +34,9 @@ TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     """Request counts by route template, method and status, a latency histogram per route, the pool."""
 
-    def __init__(self, multiprocess_dir: str | None = None) -> None:
-        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROCESS_DIR_ENV)
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        # prometheus_client itself reads PROMETHEUS_MULTIPROC_DIR (Settings.metrics_dir) at import.
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "http_requests",
@@ -93,13 +94,13 @@ class Metrics:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(registry)
 
     def close(self) -> None:
         """This worker stops: its gauges leave the sums (its counters stay counted)."""
         if self.multiprocess_dir is not None:
-            mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            mark_process_dead(os.getpid(), str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
 
 
 _METRICS_CHALLENGE = {"www-authenticate": 'Bearer realm="metrics"'}

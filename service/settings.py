@@ -55,6 +55,7 @@ class Settings:
     access_log: bool = True
     metrics_enabled: bool = False
     metrics_token: str | None = None
+    metrics_dir: Path | None = None
     statement_cache_size: int = 100
     forwarded_allow_ips: str = "127.0.0.1,::1"
     head_timeout: float = 5.0
@@ -173,6 +174,7 @@ class Settings:
             access_log=reader.flag("ACCESS_LOG", True),
             metrics_enabled=reader.flag("METRICS_ENABLED", False),
             metrics_token=reader.text("METRICS_TOKEN"),
+            metrics_dir=Path(d) if (d := reader.text("PROMETHEUS_MULTIPROC_DIR")) else None,
             statement_cache_size=reader.number("DB_STATEMENT_CACHE_SIZE", int, 100, low=0, high=10000),
             forwarded_allow_ips=reader.text("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
             head_timeout=reader.number("HEAD_TIMEOUT_SECONDS", float, 5.0, low=0.1, high=300),

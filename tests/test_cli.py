@@ -67,6 +67,7 @@ def test_every_variable_is_read() -> None:
         "HEAD_TIMEOUT_SECONDS": "2.5",
         "MAX_CONNECTIONS": "50",
         "MAX_INFLIGHT_PER_USER": "3",
+        "PROMETHEUS_MULTIPROC_DIR": "/run/todo-metrics",
     }
     s = Settings.from_env(env)
     assert (s.database_url, str(s.data_dir), s.host, s.port, s.web_concurrency, s.log_level) == (
@@ -96,6 +97,7 @@ def test_every_variable_is_read() -> None:
     assert (s.access_log, s.metrics_enabled, s.metrics_token) == (False, True, METRICS_TOKEN)
     assert s.forwarded_allow_ips == "10.0.0.0/8, 192.168.1.7"
     assert (s.head_timeout, s.max_connections, s.max_inflight_per_user) == (2.5, 50, 3)
+    assert str(s.metrics_dir) == "/run/todo-metrics"
 
 
 def test_settings_are_frozen() -> None:
