@@ -31,7 +31,9 @@ from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
 from .fair_use import FairUseMiddleware
 from .jwks import JwksClient
 from .metrics import Metrics, metrics_routes
+from .migrations import load as load_migrations
 from .observability import ObservabilityMiddleware, RouteTemplates
+from .schema_state import MigrationGuard, SchemaState
 from .settings import ConfigError, Settings
 from .task_store import TaskStore
 from .tokens import TokenVerifier
@@ -127,11 +129,14 @@ def create_app(
     cursors = CursorCodec(settings.cursor_key)
     access_log = AccessLog(access_log_fd) if settings.access_log else None
     metrics = Metrics(settings.metrics_dir) if settings.metrics_enabled else None
+    expected_migrations = [migration.name for migration in load_migrations()]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         pool = await create_pool(settings)
         store = TaskStore(pool, settings.db_acquire_timeout)
+        schema = SchemaState(pool, expected_migrations)
+        await schema.check_at_start()
         purger = asyncio.create_task(_purge_expired_keys(store))
         if jwks is not None:
             await jwks.start()
@@ -139,7 +144,7 @@ def create_app(
             access_log.start()
         sampler = asyncio.create_task(metrics.sample_pool_forever(pool)) if metrics is not None else None
         try:
-            yield {"pool": pool, "store": store, "cursors": cursors}
+            yield {"pool": pool, "store": store, "cursors": cursors, "schema": schema}
         finally:
             purger.cancel()
             if sampler is not None:
@@ -185,6 +190,8 @@ def create_app(
         ),
         Middleware(AuthMiddleware, verifier=verifier),
         Middleware(FairUseMiddleware, limit=settings.max_inflight_per_user),
+        # Innermost: an unmigrated database answers 503 with the fix, not 500s from missing tables.
+        Middleware(MigrationGuard),
     ]
     app = App(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     # Starlette would redirect `/docs/` to `/docs` on the Host header the client sent (an open

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from .db import UNAVAILABLE_ERRORS
 from .envelope import error_response, json_response, meta
 from .errors import unavailable
+from .schema_state import SchemaState, not_migrated
 from .schemas import Health, HealthEnvelope
 
 READY_TIMEOUT = 2.0
@@ -21,8 +22,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the database answers and holds every migration this code needs."""
     pool: asyncpg.Pool = request.state.pool
+    schema: SchemaState = request.state.schema
     try:
+        if pending := await schema.pending():
+            return error_response(request.scope, not_migrated(pending))
         async with pool.acquire(timeout=READY_TIMEOUT) as conn:
             await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
     except UNAVAILABLE_ERRORS:

@@ -41,9 +41,7 @@ def _direct_in_lock(lock: str) -> set[str]:
     for line in (ROOT / lock).read_text("utf-8").splitlines():
         if match := _PIN.match(line):
             current = canonicalize_name(match.group(1))
-        elif current and line.strip().lstrip("#").strip() == f"via {_DIRECT}":
-            direct.add(current)
-        elif current and line.strip() == f"#   {_DIRECT}":
+        elif current and line.strip().lstrip("#").strip().removeprefix("via ") == _DIRECT:
             direct.add(current)
     return direct
 
@@ -95,8 +93,6 @@ def test_what_a_platform_reads() -> None:
 
 
 def test_dependency_floors_are_past_known_advisories() -> None:
-    floors = {
-        canonicalize_name(r.name): r.specifier for r in _declared(()) if r.name in ("starlette", "h11")
-    }
+    floors = {canonicalize_name(r.name): r.specifier for r in _declared(()) if r.name in ("starlette", "h11")}
     assert not floors["starlette"].contains("0.49.0") and floors["starlette"].contains("0.49.1")
     assert not floors["h11"].contains("0.15.0")
