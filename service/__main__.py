@@ -1,46 +1,84 @@
-"""Command line: `python -m service [serve|migrate|token USER_ID [--ttl S]]`."""
+"""Command line: `python -m service [serve|migrate|token USER_ID [--ttl S]|psql [ARGS...]]`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from .dev_secret import with_development_secret
 from .logs import logging_config
-from .migrations import MigrationError, migrate
-from .settings import ConfigError, Settings
+from .migrations import CONNECT_TIMEOUT, MigrationError, migrate
+from .settings import ConfigError, DatabaseSettings, Settings
 from .tokens import mint_token
 
 
-def _with_database(settings: Settings) -> Settings:
-    """Settings whose DATABASE_URL is set: without one, start the embedded PostgreSQL and use it."""
-    if settings.database_url is not None:
-        return settings
+def _database_url(database: DatabaseSettings) -> str:
+    """DATABASE_URL, or else the embedded PostgreSQL's, started (or reused) for this process."""
+    if database.database_url is not None:
+        return database.database_url
     from .db import start_embedded
 
-    url = start_embedded(settings.data_dir)
-    settings = with_development_secret(settings)
-    # Workers are new processes that read the environment: they must find the same database and secret.
+    url = start_embedded(database.data_dir)
+    # Workers are new processes that read the environment: they must find the same database.
     os.environ["DATABASE_URL"] = url
-    if settings.better_auth_secret is not None:
-        os.environ["BETTER_AUTH_SECRET"] = settings.better_auth_secret
-    return replace(settings, database_url=url)
+    return url
 
 
-def _migrate(settings: Settings) -> None:
+def _where(url: str) -> str:
+    """Where a database is, for an error message: never its password."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "the embedded database"
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _migrate(url: str) -> None:
     from .db import asyncpg_dsn
 
-    assert settings.database_url is not None
-    applied = asyncio.run(migrate(asyncpg_dsn(settings.database_url)))
+    try:
+        applied = asyncio.run(migrate(asyncpg_dsn(url)))
+    except TimeoutError:
+        raise MigrationError(
+            f"cannot migrate {_where(url)}: no answer within {CONNECT_TIMEOUT:g} s"
+        ) from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Wrong password, database down, TLS refused, a failing statement: one line, like a config error.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MigrationError(f"cannot migrate {_where(url)}: {reason}") from None
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}", file=sys.stderr)
+
+
+def _local_banner(settings: Settings) -> str:
+    """What a developer needs after a local start: where things are and how to get a token."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"http://{host}:{settings.port}"
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    return "\n".join(
+        [
+            "Todo API on an embedded PostgreSQL",
+            f"  API       {base}/api/USER_ID/tasks",
+            f"  docs      {base}/docs",
+            f"  token     {python} -m service token USER_ID    (a 1-hour Bearer token for USER_ID)",
+            f"  data      {settings.data_dir.expanduser().resolve()}    (open it: {python} -m service psql)",
+            "  stop      Ctrl+C (the embedded PostgreSQL stops with the service)",
+        ]
+    )
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -71,9 +109,16 @@ def _serve(settings: Settings) -> None:
     from .http_protocol import uvicorn_options
 
     embedded = settings.database_url is None
-    settings = _with_database(settings)
+    url = _database_url(DatabaseSettings(settings.database_url, settings.data_dir))
     if embedded:
-        _migrate(settings)
+        # After the database folder exists: the development secret lives in it.
+        settings = with_development_secret(settings)
+        if settings.better_auth_secret is not None:
+            os.environ["BETTER_AUTH_SECRET"] = settings.better_auth_secret  # for the workers too
+    settings = replace(settings, database_url=url)
+    if embedded:
+        _migrate(url)
+        print(_local_banner(settings), file=sys.stderr, flush=True)
     _metrics_across_workers(settings)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
@@ -91,6 +136,16 @@ def _serve(settings: Settings) -> None:
     )
 
 
+def _psql(database: DatabaseSettings, args: list[str]) -> int:
+    """psql (the one pgserver ships) on the embedded database, started for as long as psql runs."""
+    if database.database_url is not None:
+        raise ConfigError('DATABASE_URL is set: open that database with `psql "$DATABASE_URL"`')
+    from .db import embedded_psql
+
+    url = _database_url(database)
+    return subprocess.call([str(embedded_psql()), url, *args])  # noqa: S603 - our own binary and URL
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -99,16 +154,23 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print an HS256 token for USER_ID")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
-    args = parser.parse_args(argv)
+    psql = commands.add_parser("psql", help="open psql on the embedded database (DATA_DIR)")
+    psql.add_argument("args", nargs="*", help="passed on to psql as they are, e.g. -c 'TABLE tasks'")
+    argv = sys.argv[1:] if argv is None else argv
+    # Everything after `psql` is psql's, options included: argparse would try to read them.
+    psql_args = argv[1:] if argv[:1] == ["psql"] else []
+    args = parser.parse_args(argv[:1] if psql_args else argv)
 
     try:
-        settings = Settings.from_env()
-        if args.command == "token":
-            print(mint_token(with_development_secret(settings), args.user_id, args.ttl))
-        elif args.command == "migrate":
-            _migrate(_with_database(settings))
+        if args.command == "migrate":
+            # Only the database matters here: a release step need not hold the token secret.
+            _migrate(_database_url(DatabaseSettings.from_env()))
+        elif args.command == "psql":
+            return _psql(DatabaseSettings.from_env(), psql_args)
+        elif args.command == "token":
+            print(mint_token(with_development_secret(Settings.from_env()), args.user_id, args.ttl))
         else:
-            _serve(settings)
+            _serve(Settings.from_env())
     except (ConfigError, MigrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import warnings
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .settings import Settings
+from .settings import ConfigError, Settings
+
+INSTALL_LOCAL = "pip install -e '.[local]'"
 
 # libpq options asyncpg does not understand; it would send them to the server as settings.
 _LIBPQ_ONLY = {"channel_binding", "connect_timeout", "application_name_fallback", "gssencmode"}
@@ -33,10 +38,36 @@ def asyncpg_dsn(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+def _pgserver() -> ModuleType:
+    """The embedded PostgreSQL package, an optional extra: only local runs without DATABASE_URL need it."""
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime folder at import; most machines set none, and
+        # the fallback it warns about is fine for a local database.
+        with contextlib.suppress(ImportError):  # older platformdirs neither has nor warns it
+            from platformdirs.api import RuntimeDirWarning
+
+            warnings.filterwarnings("ignore", category=RuntimeDirWarning)
+        try:
+            import pgserver
+        except ImportError:
+            raise ConfigError(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                f"run `{INSTALL_LOCAL}` for a local database, or set DATABASE_URL"
+            ) from None
+    return pgserver
+
+
+def embedded_psql() -> Path:
+    """The psql program that comes with the embedded PostgreSQL."""
+    _pgserver()
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / "psql"
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or reuse) the pgserver PostgreSQL in `data_dir`; return its URL."""
-    import pgserver  # imported here: only local runs without DATABASE_URL need it
-
+    pgserver = _pgserver()
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # "stop": the server stops when the last process using it exits; workers get its URL instead.

@@ -12,6 +12,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from .envelope import json_response, meta
+from .schemas import IndexEnvelope, ServiceIndex
+
 # mkdocs-swagger-ui-tag ships Swagger UI 5 (which renders OpenAPI 3.1); only its files are used.
 SWAGGER_UI = Path(str(files("mkdocs_swagger_ui_tag") / "swagger-ui"))
 # The folder also holds an unrendered page template and an OAuth redirect page: only these are served.
@@ -79,6 +82,16 @@ async def openapi_json(request: Request) -> Response:
     return Response(document, media_type="application/json")
 
 
+INDEX = ServiceIndex(docs="/docs", openapi="/openapi.json")
+
+
+async def index(request: Request) -> Response:
+    """`/` sends a browser to the docs; a relative Location, so no Host header is ever reflected."""
+    return json_response(
+        request.scope, 307, IndexEnvelope(INDEX, meta(request.scope)), {"location": INDEX.docs}
+    )
+
+
 async def docs_page(request: Request) -> Response:
     return HTMLResponse(_PAGE, headers=_SECURITY)
 
@@ -88,6 +101,7 @@ async def docs_init(request: Request) -> Response:
 
 
 routes = [
+    Route("/", index, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs_page, methods=["GET"]),
     Route("/docs/init.js", docs_init, methods=["GET"]),

@@ -11,6 +11,7 @@ import asyncpg
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # Any fixed number: every release of this service takes the same lock, so two never migrate at once.
 LOCK_ID = 0x70D0_5E1F
+CONNECT_TIMEOUT = 10.0
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -41,10 +42,12 @@ def load(directory: Path = SQL_DIR) -> list[Migration]:
     return [Migration(p.name, p.read_text("utf-8")) for p in sorted(directory.glob("*.sql"))]
 
 
-async def migrate(dsn: str, directory: Path = SQL_DIR) -> list[str]:
+async def migrate(
+    dsn: str, directory: Path = SQL_DIR, *, connect_timeout: float = CONNECT_TIMEOUT
+) -> list[str]:
     """Apply every new migration, each in its own transaction; return the names applied."""
     migrations = load(directory)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
         try:

@@ -11,6 +11,7 @@ import msgspec
 from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
+from . import docs
 from .errors import BY_STATUS
 from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import (
@@ -19,6 +20,7 @@ from .schemas import (
     FieldError,
     Health,
     HealthEnvelope,
+    IndexEnvelope,
     ListMeta,
     ResponseMeta,
     TaskComplete,
@@ -44,6 +46,7 @@ _TYPES: list[Any] = [
     TaskListEnvelope,
     HealthEnvelope,
     ErrorEnvelope,
+    IndexEnvelope,
 ]
 
 _ERROR_TEXT = {
@@ -145,6 +148,7 @@ _RENAMED = msgspec.structs.replace(
 )
 _DONE = msgspec.structs.replace(_TASK, completed=True, updated_at=datetime(2026, 1, 15, 18, 0, tzinfo=UTC))
 _OK_EXAMPLES: dict[str, msgspec.Struct] = {
+    "index": IndexEnvelope(docs.INDEX, _META),
     "healthz": HealthEnvelope(Health(status="ok"), _META),
     "readyz": HealthEnvelope(Health(status="ready"), _META),
     "listTasks": TaskListEnvelope([_TASK], ListMeta(_META.request_id, count=1, limit=50, next_cursor=None)),
@@ -222,6 +226,15 @@ def _task_update(operation_id: str, summary: str) -> Operation:
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", "/"): Operation(
+        "index",
+        "Points to the docs: a redirect to /docs, with the way in as JSON",
+        307,
+        IndexEnvelope,
+        (),
+        ok_headers={"Location": _header("`/docs`, relative")},
+        authenticated=False,
+    ),
     ("get", "/openapi.json"): Operation(
         "openapi",
         "This document",

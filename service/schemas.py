@@ -132,3 +132,15 @@ class Health(Struct):
 class HealthEnvelope(Struct):
     data: Health
     meta: ResponseMeta
+
+
+class ServiceIndex(Struct):
+    """Where to go from `/`: the interactive docs and the OpenAPI document."""
+
+    docs: str
+    openapi: str
+
+
+class IndexEnvelope(Struct):
+    data: ServiceIndex
+    meta: ResponseMeta

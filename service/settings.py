@@ -116,10 +116,7 @@ class Settings:
                 )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
-        if self.database_url is not None:
-            scheme = urlsplit(self.database_url).scheme
-            if scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
-                raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme or 'no'} scheme")
+        _check_database_url(self.database_url)
 
     @property
     def pool_max_size(self) -> int:
@@ -210,6 +207,31 @@ def _check_jwks_url(name: str, url: str) -> None:
         raise ConfigError(
             f"{name}: the key set must come over https (plain http only on loopback), not {url!r}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """Just where the database is: all that `python -m service migrate` needs (no token secret)."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+
+    def __post_init__(self) -> None:
+        _check_database_url(self.database_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DatabaseSettings:
+        reader = _Reader(os.environ if environ is None else environ)
+        return cls(
+            database_url=reader.text("DATABASE_URL"), data_dir=Path(reader.text("DATA_DIR") or ".data")
+        )
+
+
+def _check_database_url(url: str | None) -> None:
+    if url is not None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+            raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme or 'no'} scheme")
 
 
 class _Reader:
