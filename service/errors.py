@@ -53,6 +53,18 @@ class Conflict(ApiError):
     status, code, message = 409, "CONFLICT", "Conflict"
 
 
+class QuotaExceeded(ApiError):
+    status, code, message = 409, "QUOTA_EXCEEDED", "The task quota is reached"
+
+
+class SyncExpired(ApiError):
+    status, code, message = 410, "SYNC_EXPIRED", "The sync token is older than the retention: start a full sync"
+
+
+class TooManyStreams(ApiError):
+    status, code, message = 429, "TOO_MANY_STREAMS", "Too many open event streams"
+
+
 class PreconditionFailed(ApiError):
     status, code, message = 412, "PRECONDITION_FAILED", "The task has changed since the given ETag"
 
@@ -119,6 +131,17 @@ BY_STATUS: dict[int, type[ApiError]] = {
         InternalError,
     )
 }
+
+
+def error_codes() -> list[str]:
+    """Every `error.code` the API can answer with, read off the error classes (the OpenAPI enum)."""
+    found: set[str] = set()
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return sorted(found)
 
 
 def invalid(field: str, message: str) -> ValidationFailed:

@@ -12,7 +12,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
 from . import docs
-from .errors import BY_STATUS
+from .errors import BY_STATUS, error_codes
 from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import (
     ErrorBody,
@@ -358,6 +358,8 @@ def _ref(schema: dict[str, Any], example: msgspec.Struct | None = None) -> dict[
 def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """The document for exactly the operations in `routes`; a route without an Operation is a bug."""
     schemas, components = msgspec.json.schema_components(_TYPES, ref_template=REF)
+    # A closed set, so typed clients can narrow on it; read off the error classes, never retyped.
+    components["ErrorBody"]["properties"]["code"]["enum"] = error_codes()
     schema_of = dict(zip(map(id, _TYPES), schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for method, path in route_operations(routes):

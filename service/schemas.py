@@ -22,10 +22,10 @@ NO_NUL_PATTERN = "^[^\\u0000]*$"
 Title = Annotated[
     str,
     Meta(
-        min_length=1,
         description="1-200 characters after trimming white space; no NUL",
         examples=["Buy milk"],
-        extra_json_schema={"pattern": TITLE_PATTERN},
+        # Documented, not enforced at decoding: "" must get the same "must not be blank" as "  ".
+        extra_json_schema={"minLength": 1, "pattern": TITLE_PATTERN},
     ),
 ]
 Description = Annotated[

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.pg_cluster import PgCluster
-from tests.support import SECRET, create_database, free_port, start_service
+from tests.support import SECRET, auth, create_database, free_port, start_service
 
 PASSWORD = "right-password-4f1c"
 
@@ -136,3 +136,18 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
     assert "-m service token USER_ID" in text
     assert str(data.resolve()) in text
     assert "RuntimeDirWarning" not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "PUT"])
+def test_an_empty_title_reads_like_a_blank_one(client: httpx.Client, user: str, method: str) -> None:
+    path = f"/api/{user}/tasks"
+    if method != "POST":
+        created = client.post(path, json={"title": "original"}, headers=auth(user))
+        path += f"/{created.json()['data']['id']}"
+    answers = [client.request(method, path, json={"title": t}, headers=auth(user)) for t in ("", "  \t")]
+    assert [a.status_code for a in answers] == [422, 422]
+    assert (
+        answers[0].json()["error"]["details"]
+        == answers[1].json()["error"]["details"]
+        == [{"field": "title", "message": "must not be blank"}]
+    )
