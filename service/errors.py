@@ -58,7 +58,11 @@ class QuotaExceeded(ApiError):
 
 
 class SyncExpired(ApiError):
-    status, code, message = 410, "SYNC_EXPIRED", "The sync token is older than the retention: start a full sync"
+    status, code, message = (
+        410,
+        "SYNC_EXPIRED",
+        "The sync token is older than the retention: start a full sync",
+    )
 
 
 class TooManyStreams(ApiError):

@@ -404,7 +404,9 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             "title": "Todo API",
             "version": "1.0.0",
             "description": "Every user's tasks, behind Better Auth bearer tokens. "
-            "A path naming another user is 403; another user's task is 404, exactly like a missing one.",
+            "A path naming another user is 403; another user's task is 404, exactly like a missing one. "
+            "**Authorize** takes a bearer token: the JWT your Better Auth issues (`authClient.token()`), "
+            "or locally one from `python -m service token USER_ID`.",
         },
         "paths": paths,
         "components": {
