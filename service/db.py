@@ -72,7 +72,8 @@ def start_embedded(data_dir: Path) -> str:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # "stop": the server stops when the last process using it exits; workers get its URL instead.
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    return server.get_uri()
+    url: str = server.get_uri()
+    return url
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
