@@ -213,3 +213,57 @@ def test_docs_render_every_operation(browser: Any, api: tuple[LiveServer, Record
     expected = {(method, path) for path, methods in document["paths"].items() for method in methods}
     assert shown == expected
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+# A frontend's live updates: the event stream read with fetch (EventSource cannot send the Bearer
+# header), then a write from the same page, which must arrive as a `changed` event.
+EVENTS = """async ({api, user, token}) => {
+  const auth = {Authorization: `Bearer ${token}`};
+  const response = await fetch(`${api}/api/${user}/events`, {headers: auth});
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const events = [];
+  let buffer = "";
+  const next = async () => {
+    while (!buffer.includes("\\n\\n")) {
+      const {value, done} = await reader.read();
+      if (done) throw new Error("the stream ended");
+      buffer += value;
+    }
+    const [frame, ...rest] = buffer.split("\\n\\n");
+    buffer = rest.join("\\n\\n");
+    return frame;
+  };
+  const named = async () => {
+    for (;;) {
+      const frame = await next();
+      const name = frame.split("\\n").find((l) => l.startsWith("event:"));
+      if (name) return name.slice(6).trim();
+    }
+  };
+  // Bounded: a missing event fails the test instead of hanging it.
+  const nextEvent = () => Promise.race([
+    named(), new Promise((resolve) => setTimeout(() => resolve("(none within 10 s)"), 10000)),
+  ]);
+  events.push(await nextEvent());
+  await fetch(`${api}/api/${user}/tasks`, {
+    method: "POST", headers: {...auth, "Content-Type": "application/json"}, body: JSON.stringify({title: "live"}),
+  });
+  events.push(await nextEvent());
+  await reader.cancel();
+  return {status: response.status, type: response.headers.get("content-type"), events};
+}"""
+
+
+def test_live_updates_reach_the_page(browser: Any, frontend: int, api: tuple[LiveServer, Recorder]) -> None:
+    live, _ = api
+    with live.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    if "/api/{user_id}/events" not in paths:
+        pytest.skip("this build has no event stream (GET /api/{user_id}/events)")
+    user = new_user()
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{frontend}/")
+    seen = page.evaluate(EVENTS, {"api": live.base_url, "user": user, "token": make_token(user)})
+    page.close()
+    assert seen["status"] == 200 and seen["type"].startswith("text/event-stream")
+    assert seen["events"] == ["ready", "changed"]
