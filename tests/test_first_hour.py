@@ -114,7 +114,7 @@ def test_without_the_embedded_database_the_start_says_what_to_install(tmp_path: 
 
 def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {"BETTER_AUTH_SECRET": SECRET, "DATA_DIR": str(data), "HOME": str(tmp_path)}
+    env = {"DATA_DIR": str(data), "HOME": str(tmp_path)}  # no secret: the development one is made
     with tempfile.TemporaryFile() as output:
         proc, base = start_service(env, output=output)
         try:
@@ -125,6 +125,10 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
             psql = _run(["psql", "-tAc", "SELECT count(*) FROM schema_migrations"], {"DATA_DIR": str(data)})
             assert psql.returncode == 0, psql.stderr
             assert int(psql.stdout.strip()) >= 2
+            # The banner's token command works as printed, with no secret typed.
+            token = _run(["token", "banner-user"], {"DATA_DIR": str(data)}).stdout.strip()
+            listing = httpx.get(f"{base}/api/banner-user/tasks", headers={"Authorization": f"Bearer {token}"})
+            assert listing.status_code == 200
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
