@@ -87,6 +87,8 @@ def test_what_a_platform_reads() -> None:
     app = json.loads((ROOT / "app.json").read_text("utf-8"))
     assert {"plan": "heroku-postgresql"} in app["addons"]
     assert app["env"]["BETTER_AUTH_SECRET"]["generator"] == "secret"
+    # Behind Heroku's router every connection comes from the router: its forwarded headers are the truth.
+    assert app["env"]["FORWARDED_ALLOW_IPS"]["value"] == "*"
     procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text("utf-8").splitlines())
     assert procfile["release"] == "python -m service migrate"
     assert procfile["web"].endswith("python -m service")
