@@ -55,8 +55,8 @@ class JwksClient:
     async def start(self) -> None:
         """First fetch (a failure is logged, not fatal: tokens are refused until keys arrive)."""
         self._http = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, trust_env=False)
-        await self.refresh()
-        self._refresher = asyncio.create_task(self._refresh_forever())
+        ok = await self.refresh()
+        self._refresher = asyncio.create_task(self._refresh_forever(ok))
 
     async def close(self) -> None:
         for task in (self._refresher, self._inflight):
@@ -80,11 +80,12 @@ class JwksClient:
             return False
         return await self.refresh()
 
-    async def _refresh_forever(self) -> None:
+    async def _refresh_forever(self, ok: bool) -> None:
+        # Wait first: start() has just fetched, and a second fetch at once would race the first's callers.
         while True:
-            ok = await self.refresh()
             # After a failure, try again sooner: the cached keys are only as fresh as the last success.
             await asyncio.sleep(self._refresh_seconds if ok else min(self._refresh_seconds, 10.0))
+            ok = await self.refresh()
 
     async def _fetch(self) -> bool:
         try:
