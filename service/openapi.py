@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +13,9 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
 from . import docs
+from .bodies import rules
 from .errors import BY_STATUS, error_codes
+from .idempotency import IDEMPOTENCY_KEY_PATTERN
 from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import (
     ErrorBody,
@@ -22,6 +25,7 @@ from .schemas import (
     HealthEnvelope,
     IndexEnvelope,
     ListMeta,
+    ListQuery,
     ResponseMeta,
     TaskComplete,
     TaskCreate,
@@ -30,8 +34,6 @@ from .schemas import (
     TaskRead,
     TaskUpdate,
 )
-from .task_store import SORTS
-from .tasks import IDEMPOTENCY_KEY_PATTERN, LIST_PARAMS, MAX_LIMIT, MAX_QUERY_TEXT
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 REF = "#/components/schemas/{name}"
@@ -112,30 +114,33 @@ IDEMPOTENCY_KEY = _param(
     {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"},
     "Retries with the same key and body within 24 h replay the first 201 and create nothing",
 )
-LIST_QUERY = [
-    _param(
-        "completed", "query", {"type": "string", "enum": ["true", "false"]}, "Only done or only open tasks"
-    ),
-    _param(
-        "q",
-        "query",
-        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_TEXT, "pattern": "^[^\\u0000]*$"},
-        "Case-insensitive literal match in title or description",
-    ),
-    _param("sort", "query", {"type": "string", "enum": list(SORTS), "default": "-created_at"}, "Order"),
-    _param(
-        "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}, "Page size"
-    ),
-    _param("cursor", "query", {"type": "string", "minLength": 1}, "`meta.next_cursor` of the previous page"),
-]
-assert {p["name"] for p in LIST_QUERY} == LIST_PARAMS
+
+
+def query_parameters(schema: type[msgspec.Struct]) -> list[dict[str, Any]]:
+    """One query parameter per field of a query Struct, with the schema msgspec derives for it."""
+    _, components = msgspec.json.schema_components([schema], ref_template=REF)
+    found = []
+    for name, prop in components[schema.__name__]["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        if "enum" in prop and "type" not in prop:
+            prop["type"] = "string"
+        if prop.get("type") == "array":
+            # A list field is the parameter repeated: ?tag=a&tag=b.
+            found.append({**_param(name, "query", prop, description), "explode": True})
+        else:
+            found.append(_param(name, "query", prop, description))
+    return found
+
+
+LIST_QUERY = query_parameters(ListQuery)
 
 
 # Examples are instances of the structs the handlers encode, so they have the served shape; a test
 # checks each one against the document's own schema, and sends the request examples to the API.
 _META = ResponseMeta(request_id="5f0c6b1e2a9d4c7f8e3b1a0d9c8e7f6a")
 _TASK = TaskRead(
-    id="01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f",
+    id=uuid.UUID("01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f"),
     title="Buy milk",
     description="2 litres, semi-skimmed",
     completed=False,
@@ -173,9 +178,9 @@ def _error_example(status: int, has_body: bool) -> ErrorEnvelope:
     details = []
     if status == 422:
         details = [
-            FieldError("title", "must not be blank")
+            FieldError("title", rules(TaskCreate)["title"])
             if has_body
-            else FieldError("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+            else FieldError("limit", rules(ListQuery)["limit"])
         ]
     return ErrorEnvelope(None, _META, ErrorBody(status, error.code, error.message, details))
 

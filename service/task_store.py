@@ -1,28 +1,46 @@
 """All SQL on tasks and idempotency keys. Every statement names its user: `WHERE user_id = :user_id`.
 
-Statements are SQLAlchemy Core over the SQLModel tables, compiled once at import into asyncpg's
-`$n` form; a request only binds values and runs them on a pooled asyncpg connection.
+Statements are SQLAlchemy Core over the SQLModel tables, compiled once into asyncpg's `$n` form; a
+request only binds values and runs them on a pooled asyncpg connection. What goes in and comes out
+is typed: the body Structs of `schemas` in, `StoredTask` and `Page` out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
-from sqlalchemy import Boolean, Integer, LargeBinary, SmallInteger, Text, bindparam, case, func, or_, tuple_
+import msgspec
+from msgspec import UNSET
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    tuple_,
+)
 from sqlalchemy import any_ as sql_any
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import ColumnElement, Executable, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
+from .errors import invalid
 from .models import IdempotencyKey, Task, User
+from .schemas import CURSOR_RULE, ListQuery, SortName, TaskCreate, TaskRead, TaskUpdate
 
 _DIALECT = asyncpg_dialect.dialect()
 tasks = Task.__table__  # type: ignore[attr-defined]
@@ -68,48 +86,94 @@ _VERSIONS = _p("versions", ARRAY(Integer))
 _MATCHES = or_(_VERSIONS.is_(None), tasks.c.version == sql_any(_VERSIONS))
 _BUMP = {"version": tasks.c.version + literal_column("1"), "updated_at": _p("now")}
 
+
+class StoredTask(msgspec.Struct, frozen=True):
+    """A task as stored: what the API shows of it, and the version its ETag is made from."""
+
+    task: TaskRead
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StoredTask:
+        """From a row of `RETURNED` columns: the task's fields in TaskRead order, then the version."""
+        return cls(TaskRead(*row[:-1]), row[-1])
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoredTask:
+        """From a row PostgreSQL rendered as JSON (its timestamps in the session's time zone)."""
+        task = _decode_read(raw)
+        in_utc = {
+            name: value.astimezone(UTC)
+            for name, value in msgspec.structs.asdict(task).items()
+            if isinstance(value, datetime)
+        }
+        return cls(msgspec.structs.replace(task, **in_utc), _decode_version(raw).version)
+
+
+class _Version(msgspec.Struct):
+    version: int
+
+
+_decode_read = msgspec.json.Decoder(TaskRead).decode
+_decode_version = msgspec.json.Decoder(_Version).decode
+
+# What a read returns: TaskRead's fields, by name, so a field added there is selected everywhere.
+READ_COLUMNS = tuple(tasks.c[name] for name in TaskRead.__struct_fields__)
+RETURNED = (*READ_COLUMNS, tasks.c.version)
+
+
+def _bind_fields(schema: type[msgspec.Struct]) -> dict[str, Any]:
+    """A typed parameter for each field of a body struct, named like the field and its column."""
+    return {name: _p(name, tasks.c[name].type) for name in schema.__struct_fields__}
+
+
 _new_user = insert(users).values(id=_p("user_id", Text)).on_conflict_do_nothing().cte("new_user")
 _insert_task = insert(tasks).values(
     user_id=_p("user_id", Text),
     id=_p("task_id"),
-    title=_p("title", Text),
-    description=_p("description", Text),
     created_at=_p("now"),
     updated_at=_p("now"),
+    **_bind_fields(TaskCreate),
 )
-# The stored response is written by the statement that creates the task: both happen or neither.
+_new_task = _insert_task.returning(*tasks.c).cte("new_task")
+# The replay of an Idempotency-Key is the row PostgreSQL returned, stored by the statement that
+# creates it: both happen or neither.
 _complete_key = (
     update(keys)
     .where(keys.c.user_id == _p("user_id", Text), keys.c.key == _p("key", Text))
-    .values(status=_p("status", SmallInteger), response=_p("response", LargeBinary))
+    .values(
+        status=_p("status", SmallInteger),
+        response=func.convert_to(cast(func.row_to_json(_new_task.table_valued()), Text), "UTF8"),
+    )
     .cte("completed_key")
 )
 
-CREATE = Query.of(_insert_task.returning(*tasks.c).add_cte(_new_user))
-CREATE_WITH_KEY = Query.of(_insert_task.returning(*tasks.c).add_cte(_new_user).add_cte(_complete_key))
-GET = Query.of(select(*tasks.c).where(*_OWNED))
+CREATE = Query.of(_insert_task.returning(*RETURNED).add_cte(_new_user))
+CREATE_WITH_KEY = Query.of(
+    select(*(_new_task.c[c.name] for c in RETURNED)).add_cte(_new_user, _new_task, _complete_key)
+)
+GET = Query.of(select(*RETURNED).where(*_OWNED))
 EXISTS = Query.of(select(tasks.c.version).where(*_OWNED))
+# Every field of TaskUpdate: set when given (`set_<name>`), else kept; null is a value (description).
 UPDATE = Query.of(
     update(tasks)
     .where(*_OWNED, _MATCHES)
     .values(
-        title=func.coalesce(_p("title", Text), tasks.c.title),
-        # description may be set to null, so "left out" needs a flag of its own.
-        description=case(
-            (_p("set_description", Boolean), _p("description", Text)), else_=tasks.c.description
-        ),
-        completed=func.coalesce(_p("completed", Boolean), tasks.c.completed),
+        **{
+            name: case((_p(f"set_{name}", Boolean), param), else_=tasks.c[name])
+            for name, param in _bind_fields(TaskUpdate).items()
+        },
         **_BUMP,
     )
-    .returning(*tasks.c)
+    .returning(*RETURNED)
 )
 SET_COMPLETED = Query.of(
     update(tasks)
     .where(*_OWNED, _MATCHES)
     .values(completed=func.coalesce(_p("completed", Boolean), ~tasks.c.completed), **_BUMP)
-    .returning(*tasks.c)
+    .returning(*RETURNED)
 )
-DELETE = Query.of(delete(tasks).where(*_OWNED, _MATCHES).returning(*tasks.c))
+DELETE = Query.of(delete(tasks).where(*_OWNED, _MATCHES).returning(*RETURNED))
 
 _expired = keys.c.created_at < func.now() - literal_column(f"interval '{IDEMPOTENCY_TTL_HOURS} hours'")
 _abandoned = keys.c.status.is_(None) & (
@@ -144,61 +208,75 @@ RELEASE_KEY = Query.of(
 PURGE_KEYS = Query.of(delete(keys).where(_expired))
 
 
+class KeyState(msgspec.Struct, frozen=True):
+    """An Idempotency-Key as stored: in flight while `status` is None, else the created task's JSON."""
+
+    request_hash: bytes
+    status: int | None
+    response: bytes | None
+
+
+_FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(TaskRead)}
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One term of an order: the expression rows are compared by, and the TaskRead field holding it."""
+
+    column: ColumnElement[Any]
+    field: str
+
+
 @dataclass(frozen=True, slots=True)
 class Sort:
-    """One order of the listing: its column and direction; ties go by id the same way."""
+    """One order of the listing: its keys, most significant first, then id, all one direction.
+
+    A page's position is the last task's key values; the next page is the rows strictly past it.
+    """
 
     name: str
-    field: str
-    column: ColumnElement[Any]
+    keys: tuple[SortKey, ...]
     descending: bool
 
+    @property
+    def _all_keys(self) -> tuple[SortKey, ...]:
+        return (*self.keys, SortKey(tasks.c.id, "id"))
+
     def order(self) -> list[ColumnElement[Any]]:
-        if self.descending:
-            return [self.column.desc(), tasks.c.id.desc()]
-        return [self.column.asc(), tasks.c.id.asc()]
+        return [k.column.desc() if self.descending else k.column.asc() for k in self._all_keys]
 
     def after(self) -> ColumnElement[bool]:
-        """Rows strictly past the cursor's (value, id), in this order: the keyset condition."""
-        here = tuple_(self.column, tasks.c.id)
-        there = tuple_(_p("after_value", self.column.type), _p("after_id", tasks.c.id.type))
+        """Rows strictly past the position (`after_0`, `after_1`, ...) in this order: the keyset condition."""
+        keys = self._all_keys
+        here = tuple_(*(k.column for k in keys))
+        there = tuple_(*(_p(f"after_{i}", k.column.type) for i, k in enumerate(keys)))
         return here < there if self.descending else here > there
 
+    def position(self, task: TaskRead) -> bytes:
+        return msgspec.json.encode([getattr(task, k.field) for k in self._all_keys])
 
-_TITLE = tasks.c.title.collate("C")  # code-point order, as the contract decides
-SORTS: dict[str, Sort] = {
-    f"{sign}{name}": Sort(f"{sign}{name}", name, column, sign == "-")
-    for name, column in (
-        ("created_at", tasks.c.created_at),
-        ("updated_at", tasks.c.updated_at),
-        ("title", _TITLE),
-    )
-    for sign in ("", "-")
-}
-
-
-def _list_query(sort: Sort, by_completed: bool, by_text: bool, after: bool) -> Query:
-    conditions: list[ColumnElement[bool]] = [tasks.c.user_id == _p("user_id", Text)]
-    if by_completed:
-        conditions.append(tasks.c.completed == _p("completed", Boolean))
-    if by_text:
-        pattern = _p("pattern", Text)
-        conditions.append(
-            or_(tasks.c.title.ilike(pattern, escape="\\"), tasks.c.description.ilike(pattern, escape="\\"))
-        )
-    if after:
-        conditions.append(sort.after())
-    statement = select(*tasks.c).where(*conditions).order_by(*sort.order()).limit(_p("limit", Integer))
-    return Query.of(statement)
+    def after_values(self, position: bytes) -> dict[str, Any]:
+        """The keyset parameters for a position this sort wrote; ValueError if it did not."""
+        kind = tuple.__class_getitem__(tuple(_FIELD_TYPES[k.field] for k in self._all_keys))
+        try:
+            values = msgspec.json.decode(position, type=kind)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from None
+        return {f"after_{i}": value for i, value in enumerate(values)}
 
 
-LIST_QUERIES: dict[tuple[str, bool, bool, bool], Query] = {
-    (name, c, t, a): _list_query(sort, c, t, a)
-    for name, sort in SORTS.items()
-    for c in (False, True)
-    for t in (False, True)
-    for a in (False, True)
-}
+def _sorts(*keys: tuple[str, tuple[SortKey, ...]]) -> dict[str, Sort]:
+    return {f"{sign}{name}": Sort(f"{sign}{name}", k, sign == "-") for name, k in keys for sign in ("", "-")}
+
+
+SORTS: dict[str, Sort] = _sorts(
+    ("created_at", (SortKey(tasks.c.created_at, "created_at"),)),
+    ("updated_at", (SortKey(tasks.c.updated_at, "updated_at"),)),
+    # Code-point order, as the contract decides.
+    ("title", (SortKey(tasks.c.title.collate("C"), "title"),)),
+)
+if set(SORTS) != set(get_args(SortName)):
+    raise RuntimeError("schemas.SortName and SORTS must list the same sorts")
 
 
 def like_pattern(text: str) -> str:
@@ -208,14 +286,56 @@ def like_pattern(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ListFilter:
-    """What one page asks for; `after` is the last (value, id) of the previous page."""
+class Filter:
+    """A listing parameter that narrows the rows: its condition, and how its value binds."""
 
-    sort: str = "-created_at"
-    limit: int = 50
-    completed: bool | None = None
-    text: str | None = None
-    after: tuple[Any, uuid.UUID] | None = None
+    condition: ColumnElement[bool]
+    bind: Callable[[Any], Mapping[str, Any]]
+
+
+_PATTERN = _p("pattern", Text)
+# Keyed by ListQuery field: a field given (not UNSET) adds its condition.
+FILTERS: dict[str, Filter] = {
+    "completed": Filter(tasks.c.completed == _p("completed", Boolean), lambda v: {"completed": v == "true"}),
+    "q": Filter(
+        or_(tasks.c.title.ilike(_PATTERN, escape="\\"), tasks.c.description.ilike(_PATTERN, escape="\\")),
+        lambda v: {"pattern": like_pattern(v)},
+    ),
+}
+# Every other query parameter shapes the page rather than the rows.
+assert set(ListQuery.__struct_fields__) == {*FILTERS, "sort", "limit", "cursor"}, (
+    "a ListQuery field lacks a Filter"
+)
+
+
+@functools.cache
+def list_query(sort: str, filters: tuple[str, ...], after: bool) -> Query:
+    """The listing statement for one sort, a set of filters and first/next page; compiled once each."""
+    conditions: list[ColumnElement[bool]] = [tasks.c.user_id == _p("user_id", Text)]
+    conditions += [FILTERS[name].condition for name in filters]
+    if after:
+        conditions.append(SORTS[sort].after())
+    statement = (
+        select(*READ_COLUMNS).where(*conditions).order_by(*SORTS[sort].order()).limit(_p("limit", Integer))
+    )
+    return Query.of(statement)
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page of a listing, and the position after its last task when more follow."""
+
+    items: list[TaskRead]
+    next: bytes | None
+
+
+def _changes(changes: msgspec.Struct) -> dict[str, Any]:
+    """UPDATE's parameters for a partial body: each field's value and whether it was given."""
+    values: dict[str, Any] = {}
+    for name in changes.__struct_fields__:
+        value = getattr(changes, name)
+        values[f"set_{name}"] = value is not UNSET
+        values[name] = None if value is UNSET else value
+    return values
 
 
 class TaskStore:
@@ -251,65 +371,48 @@ class TaskStore:
         async with self._connection() as conn:
             return await conn.fetch(query.sql, *query.args(values))
 
+    async def _task(self, query: Query, **values: Any) -> StoredTask | None:
+        row = await self._one(query, **values)
+        return None if row is None else StoredTask.from_row(row)
+
     async def create(
         self,
         user_id: str,
         task_id: uuid.UUID,
-        title: str,
-        description: str | None,
         now: datetime,
+        body: TaskCreate,
         *,
         key: str | None = None,
-        response: bytes | None = None,
-    ) -> asyncpg.Record:
-        values = {
-            "user_id": user_id,
-            "task_id": task_id,
-            "title": title,
-            "description": description,
-            "now": now,
-        }
+    ) -> StoredTask:
+        """Insert the task (and its user on their first write); with `key`, complete that key too."""
+        values = {"user_id": user_id, "task_id": task_id, "now": now, **msgspec.structs.asdict(body)}
         if key is None:
             row = await self._one(CREATE, **values)
         else:
-            row = await self._one(CREATE_WITH_KEY, key=key, status=201, response=response, **values)
-        assert row is not None
-        return row
+            row = await self._one(CREATE_WITH_KEY, key=key, status=201, **values)
+        if row is None:  # an INSERT ... RETURNING always returns its row
+            raise RuntimeError("the insert returned no row")
+        return StoredTask.from_row(row)
 
-    async def get(self, user_id: str, task_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self._one(GET, user_id=user_id, task_id=task_id)
+    async def get(self, user_id: str, task_id: uuid.UUID) -> StoredTask | None:
+        return await self._task(GET, user_id=user_id, task_id=task_id)
 
     async def exists(self, user_id: str, task_id: uuid.UUID) -> bool:
         return await self._one(EXISTS, user_id=user_id, task_id=task_id) is not None
 
     async def update(
-        self,
-        user_id: str,
-        task_id: uuid.UUID,
-        versions: Sequence[int] | None,
-        *,
-        title: str | None,
-        set_description: bool,
-        description: str | None,
-        completed: bool | None,
-    ) -> asyncpg.Record | None:
-        return await self._one(
-            UPDATE,
-            user_id=user_id,
-            task_id=task_id,
-            versions=versions,
-            title=title,
-            set_description=set_description,
-            description=description,
-            completed=completed,
-            now=utc_now(),
+        self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None, changes: TaskUpdate
+    ) -> StoredTask | None:
+        """Apply the fields `changes` gives; None when no task of this user matches `versions`."""
+        return await self._task(
+            UPDATE, user_id=user_id, task_id=task_id, versions=versions, now=utc_now(), **_changes(changes)
         )
 
     async def set_completed(
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None, completed: bool | None
-    ) -> asyncpg.Record | None:
+    ) -> StoredTask | None:
         """Set `completed`, or toggle it when None, in one statement: concurrent toggles never lose one."""
-        return await self._one(
+        return await self._task(
             SET_COMPLETED,
             user_id=user_id,
             task_id=task_id,
@@ -320,27 +423,34 @@ class TaskStore:
 
     async def delete(
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None
-    ) -> asyncpg.Record | None:
-        return await self._one(DELETE, user_id=user_id, task_id=task_id, versions=versions)
+    ) -> StoredTask | None:
+        return await self._task(DELETE, user_id=user_id, task_id=task_id, versions=versions)
 
-    async def list(self, user_id: str, page: ListFilter) -> list[asyncpg.Record]:
-        """One page and, if there is one, the first row of the next (so the caller knows)."""
-        query = LIST_QUERIES[
-            (page.sort, page.completed is not None, page.text is not None, page.after is not None)
-        ]
-        values: dict[str, Any] = {"user_id": user_id, "limit": page.limit + 1, "completed": page.completed}
-        if page.text is not None:
-            values["pattern"] = like_pattern(page.text)
-        if page.after is not None:
-            values["after_value"], values["after_id"] = page.after
-        return await self._all(query, **values)
+    async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> Page:
+        """One page of `query`, starting past the position `after` (from an earlier Page.next)."""
+        sort = SORTS[query.sort]
+        filters = tuple(name for name in FILTERS if getattr(query, name) is not UNSET)
+        values: dict[str, Any] = {"user_id": user_id, "limit": query.limit + 1}
+        for name in filters:
+            values.update(FILTERS[name].bind(getattr(query, name)))
+        if after is not None:
+            try:
+                values.update(sort.after_values(after))
+            except ValueError:
+                raise invalid("cursor", CURSOR_RULE) from None
+        # One row past the page tells whether another page follows, without a count.
+        rows = await self._all(list_query(query.sort, filters, after is not None), **values)
+        items = [TaskRead(*row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(items, sort.position(items[-1]) if more else None)
 
     async def claim_key(self, user_id: str, key: str, request_hash: bytes) -> bool:
         """Take an idempotency key for a new request; False when it is already taken."""
         return await self._one(CLAIM_KEY, user_id=user_id, key=key, request_hash=request_hash) is not None
 
-    async def find_key(self, user_id: str, key: str) -> asyncpg.Record | None:
-        return await self._one(FIND_KEY, user_id=user_id, key=key)
+    async def find_key(self, user_id: str, key: str) -> KeyState | None:
+        row = await self._one(FIND_KEY, user_id=user_id, key=key)
+        return None if row is None else KeyState(*row)
 
     async def release_key(self, user_id: str, key: str) -> None:
         async with self._connection() as conn:

@@ -115,3 +115,17 @@ def test_parallel_patches_with_one_if_match_let_exactly_one_through(server: Live
         return sorted(r.status_code for r in responses)
 
     assert asyncio.run(race()) == [200] + [412] * 9
+
+
+def test_an_etag_of_another_task_never_matches(client: httpx.Client, user: str, task: httpx.Response) -> None:
+    other = client.post(f"/api/{user}/tasks", json={"title": "other"}, headers=auth(user))
+    # Both are at their first version, yet each ETag names its own task.
+    assert other.headers["etag"] != task.headers["etag"]
+    headers = {**auth(user), "If-Match": other.headers["etag"]}
+    response = client.patch(task.headers["location"], json={"title": "x"}, headers=headers)
+    assert response.status_code == 412
+    assert client.get(task.headers["location"], headers=auth(user)).json()["data"]["title"] == "original"
+    fresh = client.get(
+        task.headers["location"], headers={**auth(user), "If-None-Match": other.headers["etag"]}
+    )
+    assert fresh.status_code == 200

@@ -141,6 +141,44 @@ def test_invalid_json_on_update_and_complete_is_400(client: httpx.Client, user: 
 
 
 @pytest.mark.parametrize(
+    ("suffix", "body"),
+    [
+        ("/complete", b'{"title": "x"'),  # an unknown field, then the document stops
+        ("", b'{"title": 5'),  # a wrong type, then the document stops
+        ("", b'{"title": "ok", "id": 1, '),
+    ],
+)
+def test_truncated_json_is_400_even_when_its_prefix_breaks_the_schema(
+    client: httpx.Client, user: str, task_url: str, suffix: str, body: bytes
+) -> None:
+    _error(client.patch(f"{task_url}{suffix}", content=body, headers=auth(user)), 400, "BAD_REQUEST")
+    _error(client.post(f"/api/{user}/tasks", content=body, headers=auth(user)), 400, "BAD_REQUEST")
+    _unchanged(client, user, task_url)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"title": "  "}, "title", "must be 1-200 characters after trimming white space, without NUL"),
+        ({"title": "x" * 201}, "title", "must be 1-200 characters after trimming white space, without NUL"),
+        ({"title": 5}, "title", "must be a string, not an integer"),
+        (
+            {"title": "ok", "description": "\u0000"},
+            "description",
+            "must be at most 2000 characters, without NUL",
+        ),
+        ({"title": "ok", "extra": 1}, "extra", "is not allowed"),
+        ({}, "title", "is required"),
+    ],
+)
+def test_validation_messages_say_the_rule(
+    client: httpx.Client, user: str, body: dict, field: str, message: str
+) -> None:
+    response = client.post(f"/api/{user}/tasks", json=body, headers=auth(user))
+    assert _error(response, 422, "VALIDATION_ERROR")["details"] == [{"field": field, "message": message}]
+
+
+@pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
 def test_non_json_content_type_is_415(
