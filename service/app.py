@@ -27,7 +27,7 @@ from .cors import CorsMiddleware
 from .cursors import CursorCodec
 from .db import UNAVAILABLE_ERRORS, create_pool
 from .envelope import error_response
-from .errors import BY_STATUS, ApiError, InternalError, NotFound, unavailable
+from .errors import BY_STATUS, ApiError, InternalError, NotFound, ServiceUnavailable, unavailable
 from .fair_use import FairUseMiddleware
 from .jwks import JwksClient
 from .metrics import Metrics, metrics_routes
@@ -99,8 +99,8 @@ async def _purge_expired_keys(store: TaskStore) -> None:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
         try:
             await store.purge_keys()
-        except UNAVAILABLE_ERRORS:
-            logger.warning("idempotency key purge skipped: database unavailable")
+        except (*UNAVAILABLE_ERRORS, ServiceUnavailable):
+            logger.warning("idempotency key purge skipped: database unavailable or too slow")
 
 
 def create_app(
@@ -134,7 +134,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         pool = await create_pool(settings)
-        store = TaskStore(pool, settings.db_acquire_timeout)
+        store = TaskStore(pool, settings.db_acquire_timeout, settings.db_statement_timeout)
         schema = SchemaState(pool, expected_migrations)
         await schema.check_at_start()
         purger = asyncio.create_task(_purge_expired_keys(store))

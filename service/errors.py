@@ -153,6 +153,6 @@ def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(details=[FieldError(field=field, message=message)])
 
 
-def unavailable() -> ServiceUnavailable:
+def unavailable(message: str | None = None) -> ServiceUnavailable:
     """A 503 that tells the client when to try again."""
-    return ServiceUnavailable(headers={"retry-after": "5"})
+    return ServiceUnavailable(message, headers={"retry-after": "5"})

@@ -38,6 +38,7 @@ class Settings:
     pool_max_overflow: int = 0
     db_connect_timeout: float = 5.0
     db_acquire_timeout: float = 5.0
+    db_statement_timeout: float = 5.0
     better_auth_secret: str | None = None
     better_auth_url: str | None = None
     better_auth_jwks_url: str | None = None
@@ -152,6 +153,7 @@ class Settings:
             pool_max_overflow=reader.number("DB_POOL_MAX_OVERFLOW", int, 0, low=0, high=1000),
             db_connect_timeout=reader.number("DB_CONNECT_TIMEOUT", float, 5.0, low=0.1, high=120),
             db_acquire_timeout=reader.number("DB_ACQUIRE_TIMEOUT", float, 5.0, low=0.1, high=120),
+            db_statement_timeout=reader.number("DB_STATEMENT_TIMEOUT", float, 5.0, low=0.01, high=600),
             better_auth_secret=reader.text("BETTER_AUTH_SECRET"),
             better_auth_url=base_url,
             better_auth_jwks_url=reader.text("BETTER_AUTH_JWKS_URL"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,10 +39,13 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import ColumnElement, Executable, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
-from .errors import invalid
+from .errors import invalid, unavailable
 from .models import IdempotencyKey, Task, User
 from .schemas import CURSOR_RULE, ListQuery, SortName, TaskCreate, TaskRead, TaskUpdate
 
+logger = logging.getLogger("service.store")
+
+STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; try again shortly"
 _DIALECT = asyncpg_dialect.dialect()
 tasks = Task.__table__  # type: ignore[attr-defined]
 users = User.__table__  # type: ignore[attr-defined]
@@ -341,9 +345,10 @@ def _changes(changes: msgspec.Struct) -> dict[str, Any]:
 class TaskStore:
     """Runs the statements above on the pool; every method takes the owner's id."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, statement_timeout: float) -> None:
         self._pool = pool
         self._timeout = acquire_timeout
+        self._statement_timeout = statement_timeout
         # asyncpg hands a freed connection to whichever task asks first, so under load a waiting
         # request can be overtaken again and again (a long p99 tail). asyncio's Semaphore is
         # first come, first served: at most pool-size holders, queued in arrival order.
@@ -363,13 +368,37 @@ class TaskStore:
         finally:
             self._slots.release()
 
+    @contextlib.asynccontextmanager
+    async def _bounded(self, query: Query) -> AsyncIterator[None]:
+        """Turn a statement that ran past the timeout into a logged 503.
+
+        The bound is asyncpg's per-call `timeout=`, which cancels the statement with a cancel
+        request: unlike a `statement_timeout` session setting, it also holds behind PgBouncer in
+        transaction mode, where no session setting survives the transaction.
+        """
+        try:
+            yield
+        except (TimeoutError, asyncpg.QueryCanceledError) as exc:
+            # The SQL carries no values (they are parameters), so it can be logged as it is.
+            logger.warning(
+                "statement cancelled after %gs (%s): %.120s",
+                self._statement_timeout,
+                type(exc).__name__,
+                " ".join(query.sql.split()),
+            )
+            raise unavailable(STATEMENT_TIMEOUT_MESSAGE) from None
+
     async def _one(self, query: Query, **values: Any) -> asyncpg.Record | None:
-        async with self._connection() as conn:
-            return await conn.fetchrow(query.sql, *query.args(values))
+        async with self._connection() as conn, self._bounded(query):
+            return await conn.fetchrow(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
-        async with self._connection() as conn:
-            return await conn.fetch(query.sql, *query.args(values))
+        async with self._connection() as conn, self._bounded(query):
+            return await conn.fetch(query.sql, *query.args(values), timeout=self._statement_timeout)
+
+    async def _execute(self, query: Query, **values: Any) -> str:
+        async with self._connection() as conn, self._bounded(query):
+            return await conn.execute(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _task(self, query: Query, **values: Any) -> StoredTask | None:
         row = await self._one(query, **values)
@@ -453,10 +482,8 @@ class TaskStore:
         return None if row is None else KeyState(*row)
 
     async def release_key(self, user_id: str, key: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(RELEASE_KEY.sql, *RELEASE_KEY.args({"user_id": user_id, "key": key}))
+        await self._execute(RELEASE_KEY, user_id=user_id, key=key)
 
     async def purge_keys(self) -> int:
-        async with self._connection() as conn:
-            status = await conn.execute(PURGE_KEYS.sql)
+        status = await self._execute(PURGE_KEYS)
         return int(status.rsplit(" ", 1)[-1])

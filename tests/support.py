@@ -11,8 +11,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -91,6 +92,20 @@ class Database:
 
     def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return asyncio.run(self.fetch(sql, *args))
+
+
+@asynccontextmanager
+async def row_locked(url: str, user_id: str, task_id: str) -> AsyncIterator[None]:
+    """Hold a write lock on one task from a connection of the test's own, as a slow writer would."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE", user_id, uuid.UUID(task_id)
+            )
+            yield
+    finally:
+        await conn.close()
 
 
 def _with_database(url: str, name: str) -> str:
@@ -220,3 +235,29 @@ class LiveServer:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, **{"timeout": 30, **kwargs})
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, **{"timeout": 30, **kwargs})
+
+
+def assert_statement_timeout(live: LiveServer, database_url: str, user: str) -> None:
+    """A write blocked on a row lock past DB_STATEMENT_TIMEOUT: 503 with Retry-After, nothing changed."""
+    with live.client() as client:
+        created = client.post(f"/api/{user}/tasks", json={"title": "original"}, headers=auth(user))
+        url, task_id = created.headers["location"], created.json()["data"]["id"]
+
+        async def blocked_patch() -> httpx.Response:
+            async with row_locked(database_url, user, task_id), live.async_client() as blocked:
+                return await blocked.patch(url, json={"title": "changed"}, headers=auth(user))
+
+        response = asyncio.run(blocked_patch())
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"].isdigit()
+        assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+        # The statement was cancelled, not left to finish once the lock went: the task is as it was,
+        # and the pool's connection answers the next request.
+        after = client.get(url, headers=auth(user))
+        assert after.json()["data"] == created.json()["data"]
+        assert after.headers["etag"] == created.headers["etag"]
+        patched = client.patch(url, json={"title": "later"}, headers=auth(user))
+        assert patched.json()["data"]["title"] == "later"

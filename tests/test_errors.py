@@ -1,13 +1,16 @@
-"""CONTRACT §5: the unexpected answers 500 without internals; an unreachable database answers 503."""
+"""CONTRACT §5 and §10: the unexpected answers 500 without internals; an unreachable or too slow
+database answers 503."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import pytest
 from starlette.routing import Route
 
 from service.app import create_app
-from tests.support import Database, LiveServer, auth, settings_for
+from tests.support import Database, LiveServer, assert_statement_timeout, auth, settings_for
 
 
 def test_unexpected_error_is_500_without_internals(database: Database) -> None:
@@ -51,3 +54,16 @@ def test_unreachable_database_is_503_with_retry_after(
         assert client.get("/healthz").status_code == 200
         # Auth still comes first: a database outage is no reason to tell an anonymous caller anything.
         assert client.get(f"/api/{user}/tasks").status_code == 401
+
+
+def test_statement_past_the_timeout_is_503_and_logged(
+    make_server: Callable[..., LiveServer], database: Database, user: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One pool connection: the request after the timeout proves the cancelled connection came back usable.
+    live = make_server(db_statement_timeout=0.3, pool_size=1)
+    caplog.set_level(logging.WARNING, logger="service.store")
+    assert_statement_timeout(live, database.url, user)
+    [record] = [r for r in caplog.records if r.name == "service.store"]
+    assert "statement cancelled after 0.3s" in record.getMessage()
+    assert "UPDATE tasks" in record.getMessage()
+    assert user not in record.getMessage()

@@ -32,6 +32,7 @@ from tests.support import (
     SECRET,
     Database,
     LiveServer,
+    assert_statement_timeout,
     auth,
     create_database,
     free_port,
@@ -471,6 +472,14 @@ def test_behind_pgbouncer_in_transaction_mode(make_server: Callable[..., LiveSer
 
     # Many statements over 4 server connections shared by transaction: none may rely on a prepared statement.
     assert set(asyncio.run(burst())) == {200, 201}
+
+
+def test_statement_timeout_holds_behind_pgbouncer(
+    make_server: Callable[..., LiveServer], pgbouncer: str, cluster_db: str
+) -> None:
+    # PgBouncer forwards asyncpg's cancel request to the server connection the statement runs on.
+    live = make_server(database_url=pgbouncer, statement_cache_size=0, pool_size=2, db_statement_timeout=0.3)
+    assert_statement_timeout(live, cluster_db, new_user())
 
 
 # --- outage and recovery ---------------------------------------------------------------------
