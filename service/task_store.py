@@ -45,6 +45,7 @@ from .schemas import CURSOR_RULE, ListQuery, SortName, TaskCreate, TaskRead, Tas
 
 logger = logging.getLogger("service.store")
 
+_CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; try again shortly"
 _DIALECT = asyncpg_dialect.dialect()
 tasks = Task.__table__  # type: ignore[attr-defined]
@@ -291,10 +292,15 @@ def like_pattern(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """A listing parameter that narrows the rows: its condition, and how its value binds."""
+    """A listing parameter that narrows the rows: its condition, and how its value binds.
+
+    `by_value`: the best plan depends on the value (a rare text wants the trigram index, a common
+    one the user's ordered index), so the statement is planned for each value, never generically.
+    """
 
     condition: ColumnElement[bool]
     bind: Callable[[Any], Mapping[str, Any]]
+    by_value: bool = False
 
 
 _PATTERN = _p("pattern", Text)
@@ -304,6 +310,7 @@ FILTERS: dict[str, Filter] = {
     "q": Filter(
         or_(tasks.c.title.ilike(_PATTERN, escape="\\"), tasks.c.description.ilike(_PATTERN, escape="\\")),
         lambda v: {"pattern": like_pattern(v)},
+        by_value=True,
     ),
 }
 # Every other query parameter shapes the page rather than the rows.
@@ -396,6 +403,17 @@ class TaskStore:
         async with self._connection() as conn, self._bounded(query):
             return await conn.fetch(query.sql, *query.args(values), timeout=self._statement_timeout)
 
+    async def _all_planned_per_value(self, query: Query, **values: Any) -> list[asyncpg.Record]:
+        """Like `_all`, but never on a generic plan.
+
+        asyncpg prepares each statement once per connection, and after five runs PostgreSQL may
+        settle on a generic plan, made without the values. SET LOCAL holds for this transaction
+        only, so it is safe behind PgBouncer in transaction mode too.
+        """
+        async with self._connection() as conn, self._bounded(query), conn.transaction(readonly=True):
+            await conn.execute(_CUSTOM_PLAN, timeout=self._statement_timeout)
+            return await conn.fetch(query.sql, *query.args(values), timeout=self._statement_timeout)
+
     async def _execute(self, query: Query, **values: Any) -> str:
         async with self._connection() as conn, self._bounded(query):
             return await conn.execute(query.sql, *query.args(values), timeout=self._statement_timeout)
@@ -468,7 +486,11 @@ class TaskStore:
             except ValueError:
                 raise invalid("cursor", CURSOR_RULE) from None
         # One row past the page tells whether another page follows, without a count.
-        rows = await self._all(list_query(query.sort, filters, after is not None), **values)
+        statement = list_query(query.sort, filters, after is not None)
+        if any(FILTERS[name].by_value for name in filters):
+            rows = await self._all_planned_per_value(statement, **values)
+        else:
+            rows = await self._all(statement, **values)
         items = [TaskRead(*row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, sort.position(items[-1]) if more else None)

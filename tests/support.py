@@ -93,6 +93,18 @@ class Database:
     def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return asyncio.run(self.fetch(sql, *args))
 
+    def script(self, sql: str) -> None:
+        """Run several `;`-separated statements, with no parameters."""
+
+        async def run() -> None:
+            conn = await asyncpg.connect(asyncpg_dsn(self.url))
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
 
 @asynccontextmanager
 async def row_locked(url: str, user_id: str, task_id: str) -> AsyncIterator[None]:

@@ -7,13 +7,15 @@ import random
 import threading
 from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 
 from service.db import asyncpg_dsn
 from service.migrations import migrate
-from service.schemas import TaskRead
-from service.task_store import SORTS, list_query
+from service.schemas import ListQuery, TaskRead
+from service.task_store import SORTS, TaskStore, like_pattern, list_query
+from tests.pg_cluster import PgCluster, system_bin_dir
 from tests.support import Database, auth, create_database, new_user
 
 
@@ -264,8 +266,6 @@ def big_database(pg_admin_url: str) -> Database:
     db = Database(url=url, admin_url=pg_admin_url)
 
     async def fill() -> None:
-        import asyncpg
-
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute(
@@ -307,3 +307,68 @@ def test_listing_uses_an_index_scan(big_database: Database, sort: str, after: bo
     assert "Seq Scan" not in plan, plan
     index = {"created_at": "tasks_user_created_idx", "updated_at": "tasks_user_updated_idx"}
     assert index.get(sort.lstrip("-"), "tasks_user_title_idx") in plan, plan
+
+
+def test_search_index_exactly_where_pg_trgm_is_available(database: Database) -> None:
+    available = database.query("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+    indexes = database.query("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'tasks_%_trgm_idx'")
+    expected = {"tasks_title_trgm_idx", "tasks_description_trgm_idx"} if available else set()
+    assert {r["indexname"] for r in indexes} == expected
+
+
+@pytest.fixture(scope="module")
+def trgm_database() -> Iterator[Database]:
+    """Debian's PostgreSQL, which ships pg_trgm, migrated and holding one user's 20,000 long tasks."""
+    bin_dir = system_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no system PostgreSQL with pg_trgm (.ci/run installs Debian's)")
+    cluster = PgCluster(bin_dir=bin_dir)
+    cluster.start()
+    try:
+        url = asyncio.run(create_database(cluster.url, "trgm_test"))
+        asyncio.run(migrate(asyncpg_dsn(url)))
+        db = Database(url=url, admin_url=cluster.url)
+        db.script(
+            """INSERT INTO users (id) VALUES ('user-0'), ('user-1');
+               INSERT INTO tasks (user_id, id, title, description, created_at, updated_at)
+               SELECT 'user-' || (g % 2), gen_random_uuid(), 'task ' || md5(g::text),
+                      repeat(md5(g::text), 30), now() - g * interval '1 second', now()
+               FROM generate_series(1, 20000) g;
+               ANALYZE tasks;"""
+        )
+        yield db
+    finally:
+        cluster.destroy()
+
+
+def test_search_for_a_rare_text_uses_the_trigram_index(trgm_database: Database) -> None:
+    """A `q` that matches nothing must not read all of the user's rows: the trigram index finds none."""
+    query = list_query("-created_at", ("q",), False)
+    args = {"user_id": "user-0", "limit": 51, "pattern": like_pattern("no such text")}
+    plan = "\n".join(r[0] for r in trgm_database.query(f"EXPLAIN {query.sql}", *query.args(args)))
+    assert "tasks_title_trgm_idx" in plan, plan
+    assert "tasks_description_trgm_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_searches_are_planned_for_their_text_every_time(database: Database) -> None:
+    """After five runs PostgreSQL may reuse a generic plan, blind to the text (and to the trigram
+    index, see above): every search on a connection must still get a plan of its own."""
+    user = new_user()
+
+    async def search_ten_times() -> list[asyncpg.Record]:
+        pool = await asyncpg.create_pool(asyncpg_dsn(database.url), min_size=1, max_size=1)
+        try:
+            store = TaskStore(pool, acquire_timeout=5, statement_timeout=5)
+            for _ in range(10):
+                await store.list(user, ListQuery(q="rare text"))
+            async with pool.acquire() as conn:
+                return await conn.fetch(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+                    list_query("-created_at", ("q",), False).sql,
+                )
+        finally:
+            await pool.close()
+
+    [counts] = asyncio.run(search_ten_times())
+    assert (counts["generic_plans"], counts["custom_plans"]) == (0, 10)
