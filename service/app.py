@@ -35,6 +35,7 @@ from .migrations import load as load_migrations
 from .observability import ObservabilityMiddleware, RouteTemplates
 from .schema_state import MigrationGuard, SchemaState
 from .settings import ConfigError, Settings
+from .state import AppState
 from .task_store import TaskStore
 from .tokens import TokenVerifier
 
@@ -64,14 +65,12 @@ class App(Starlette):
         return CommonHeadersMiddleware(super().build_middleware_stack())
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _api_error(request: Request, exc: ApiError) -> Response:
     return error_response(request.scope, exc)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's own 404 and 405 (with its Allow header), in our envelope."""
-    assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(request.scope, NotFound("No such route"))
     error_class = BY_STATUS.get(exc.status_code)
@@ -93,13 +92,17 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(request.scope, InternalError())
 
 
+# A purge that cannot reach the database, or runs past the statement timeout, waits for the next.
+_PURGE_SKIPPED: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, ServiceUnavailable)
+
+
 async def _purge_expired_keys(store: TaskStore) -> None:
     """Forget idempotency keys past their 24 hours, hourly; no cron job needed."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
         try:
             await store.purge_keys()
-        except (*UNAVAILABLE_ERRORS, ServiceUnavailable):
+        except _PURGE_SKIPPED:
             logger.warning("idempotency key purge skipped: database unavailable or too slow")
 
 
@@ -125,14 +128,13 @@ def create_app(
             clock=monotonic,
         )
     verifier = TokenVerifier(settings, jwks, clock=clock)
-    assert settings.cursor_key is not None
     cursors = CursorCodec(settings.cursor_key)
     access_log = AccessLog(access_log_fd) if settings.access_log else None
     metrics = Metrics(settings.metrics_dir) if settings.metrics_enabled else None
     expected_migrations = [migration.name for migration in load_migrations()]
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         pool = await create_pool(settings)
         store = TaskStore(pool, settings.db_acquire_timeout, settings.db_statement_timeout)
         schema = SchemaState(pool, expected_migrations)
@@ -144,7 +146,7 @@ def create_app(
             access_log.start()
         sampler = asyncio.create_task(metrics.sample_pool_forever(pool)) if metrics is not None else None
         try:
-            yield {"pool": pool, "store": store, "cursors": cursors, "schema": schema}
+            yield AppState(pool=pool, store=store, cursors=cursors, schema=schema)
         finally:
             purger.cancel()
             if sampler is not None:
@@ -160,7 +162,9 @@ def create_app(
             if access_log is not None:
                 access_log.close()
 
-    handlers: dict[Any, Any] = {
+    # Each handler takes the exception type it is registered for; Starlette's own annotation says
+    # `Exception` for all of them, which no narrower handler satisfies, hence Any.
+    handlers: dict[type[BaseException], Any] = {
         ApiError: _api_error,
         HTTPException: _http_error,
         Exception: _unexpected,

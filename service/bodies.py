@@ -36,7 +36,7 @@ _TYPE_NAMES = {
 }
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request[Any]) -> bytes:
     """The whole body, refused as soon as it passes 64 KiB, however it is framed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -63,7 +63,8 @@ def is_json_media_type(content_type: str) -> bool:
 def _fields(schema: type[msgspec.Struct]) -> dict[str, inspect.Type]:
     """The schema's fields by wire name, each without the null a field may also take."""
     info = inspect.type_info(schema)
-    assert isinstance(info, inspect.StructType)
+    if not isinstance(info, inspect.StructType):
+        raise TypeError(f"{schema!r} is not a Struct")
     found: dict[str, inspect.Type] = {}
     for field in info.fields:
         kind = field.type
@@ -120,10 +121,10 @@ def _field_error(
 
 
 @overload
-async def read_json(request: Request, schema: type[S]) -> S: ...
+async def read_json(request: Request[Any], schema: type[S]) -> S: ...
 @overload
-async def read_json(request: Request, schema: type[S], *, optional: Literal[True]) -> S | None: ...
-async def read_json(request: Request, schema: type[S], *, optional: bool = False) -> S | None:
+async def read_json(request: Request[Any], schema: type[S], *, optional: Literal[True]) -> S | None: ...
+async def read_json(request: Request[Any], schema: type[S], *, optional: bool = False) -> S | None:
     """Decode the body into `schema`; with `optional`, no body at all gives None."""
     body = await read_body(request)
     content_type = request.headers.get("content-type")
@@ -150,7 +151,7 @@ def _check_syntax(body: bytes) -> None:
         raise BadRequest() from None
 
 
-def read_query(request: Request, schema: type[S]) -> S:
+def read_query(request: Request[Any], schema: type[S]) -> S:
     """Decode the query string into `schema`: each known parameter at most once (list fields may
     repeat) and never empty; unknown parameters are ignored."""
     fields = _fields(schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 
@@ -56,7 +57,7 @@ def if_match_versions(header: str | None, task_id: uuid.UUID) -> list[int] | Non
     return versions
 
 
-def if_match(request: Request, task_id: uuid.UUID) -> list[int] | None:
+def if_match(request: Request[Any], task_id: uuid.UUID) -> list[int] | None:
     return if_match_versions(request.headers.get("if-match"), task_id)
 
 

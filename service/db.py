@@ -78,7 +78,10 @@ def start_embedded(data_dir: Path) -> str:
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
     """A lazy pool: the service starts even while the database is down, and reconnects by itself."""
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise ConfigError(
+            "DATABASE_URL is required to connect; `python -m service` starts an embedded database"
+        )
     return await asyncpg.create_pool(
         asyncpg_dsn(settings.database_url),
         min_size=0,

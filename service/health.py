@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -10,8 +9,9 @@ from starlette.routing import Route
 from .db import UNAVAILABLE_ERRORS
 from .envelope import error_response, json_response, meta
 from .errors import unavailable
-from .schema_state import SchemaState, not_migrated
+from .schema_state import not_migrated
 from .schemas import Health, HealthEnvelope
+from .state import AppState
 
 READY_TIMEOUT = 2.0
 
@@ -21,10 +21,10 @@ async def healthz(request: Request) -> Response:
     return json_response(request.scope, 200, HealthEnvelope(Health(status="ok"), meta(request.scope)))
 
 
-async def readyz(request: Request) -> Response:
+async def readyz(request: Request[AppState]) -> Response:
     """Ready when the database answers and holds every migration this code needs."""
-    pool: asyncpg.Pool = request.state.pool
-    schema: SchemaState = request.state.schema
+    pool = request.state["pool"]
+    schema = request.state["schema"]
     try:
         if pending := await schema.pending():
             return error_response(request.scope, not_migrated(pending))

@@ -7,6 +7,7 @@ import hashlib
 import re
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -22,7 +23,7 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(f"[\\x21-\\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}"
 _encode = msgspec.json.Encoder().encode
 
 
-def idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request[Any]) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
         raise invalid("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} visible ASCII characters")

@@ -52,7 +52,8 @@ async def migrate(
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
         try:
             await conn.execute(_BOOKKEEPING)
-            applied = dict(await conn.fetch("SELECT name, checksum FROM schema_migrations"))
+            rows = await conn.fetch("SELECT name, checksum FROM schema_migrations")
+            applied: dict[str, str] = {row["name"]: row["checksum"] for row in rows}
             known = {m.name for m in migrations}
             if missing := sorted(set(applied) - known):
                 raise MigrationError(f"applied migrations are missing from {directory}: {', '.join(missing)}")

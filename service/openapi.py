@@ -84,7 +84,9 @@ _HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {
 }
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+def _param(
+    name: str, where: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": where,
@@ -340,7 +342,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 def route_operations(routes: Sequence[BaseRoute]) -> list[tuple[str, str]]:
     """(method, path) of every operation the app serves, read off its route table."""
-    found = []
+    found: list[tuple[str, str]] = []
     for route in routes:
         if not isinstance(route, Route):
             continue

@@ -70,7 +70,7 @@ class Settings:
                 raise ConfigError(
                     "no way to verify tokens: set BETTER_AUTH_SECRET, or BETTER_AUTH_URL / BETTER_AUTH_JWKS_URL, or both"
                 )
-        elif self.cursor_key is None:
+        elif not (self.cursor_secret or self.better_auth_secret):
             raise ConfigError(
                 "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
             )
@@ -131,10 +131,16 @@ class Settings:
         return f"{self.better_auth_url.rstrip('/')}/api/auth/jwks" if self.better_auth_url else None
 
     @property
-    def cursor_key(self) -> bytes | None:
-        """The key listing cursors are signed with: shared by every worker, stable across restarts."""
+    def cursor_key(self) -> bytes:
+        """The key listing cursors are signed with: shared by every worker, stable across restarts.
+
+        Checked here rather than typed optional: only the embedded first run starts without a
+        secret, and `python -m service` supplies one before the app is built.
+        """
         secret = self.cursor_secret or self.better_auth_secret
-        return secret.encode() if secret else None
+        if not secret:
+            raise ConfigError("CURSOR_SECRET or BETTER_AUTH_SECRET is required: it signs listing cursors")
+        return secret.encode()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

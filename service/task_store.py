@@ -19,12 +19,14 @@ from typing import Any, get_args
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 from msgspec import UNSET
 from sqlalchemy import (
     Boolean,
     Integer,
     LargeBinary,
     SmallInteger,
+    Table,
     Text,
     bindparam,
     case,
@@ -34,10 +36,13 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import any_ as sql_any
+from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.sql import ColumnElement, Executable, delete, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, ColumnElement, delete, select, update
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import literal_column
+from sqlmodel import SQLModel
 
 from .errors import invalid, unavailable
 from .models import IdempotencyKey, Task, User
@@ -47,10 +52,16 @@ logger = logging.getLogger("service.store")
 
 _CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; try again shortly"
-_DIALECT = asyncpg_dialect.dialect()
-tasks = Task.__table__  # type: ignore[attr-defined]
-users = User.__table__  # type: ignore[attr-defined]
-keys = IdempotencyKey.__table__  # type: ignore[attr-defined]
+_DIALECT: Dialect = registry.load("postgresql.asyncpg")()
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+tasks = _table(Task)
+users = _table(User)
+keys = _table(IdempotencyKey)
 
 # Abandoned claims (a worker died mid-request) are taken over after this long.
 IN_FLIGHT_SECONDS = 60
@@ -72,8 +83,10 @@ class Query:
     fixed: Mapping[str, Any]
 
     @classmethod
-    def of(cls, statement: Executable) -> Query:
+    def of(cls, statement: ClauseElement) -> Query:
         compiled = statement.compile(dialect=_DIALECT)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"not a SQL statement: {statement!r}")
         fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
         return cls(str(compiled), tuple(compiled.positiontup or ()), fixed)
 
@@ -99,7 +112,7 @@ class StoredTask(msgspec.Struct, frozen=True):
     version: int
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> StoredTask:
+    def from_row(cls, row: asyncpg.Record) -> StoredTask:
         """From a row of `RETURNED` columns: the task's fields in TaskRead order, then the version."""
         return cls(TaskRead(*row[:-1]), row[-1])
 
@@ -314,9 +327,8 @@ FILTERS: dict[str, Filter] = {
     ),
 }
 # Every other query parameter shapes the page rather than the rows.
-assert set(ListQuery.__struct_fields__) == {*FILTERS, "sort", "limit", "cursor"}, (
-    "a ListQuery field lacks a Filter"
-)
+if set(ListQuery.__struct_fields__) != {*FILTERS, "sort", "limit", "cursor"}:
+    raise RuntimeError("every ListQuery field but sort, limit and cursor needs its Filter")
 
 
 @functools.cache
@@ -362,7 +374,7 @@ class TaskStore:
         self._slots = asyncio.Semaphore(pool.get_max_size())
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
         if self._slots.locked():
             async with asyncio.timeout(self._timeout):
                 await self._slots.acquire()

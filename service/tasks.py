@@ -13,26 +13,26 @@ from starlette.routing import Route
 
 from .bodies import read_json, read_query
 from .conditional import etag_of, if_match, missing_or_stale, none_match
-from .cursors import CursorBinding, CursorCodec
+from .cursors import CursorBinding
 from .envelope import json_response, meta, request_id
 from .errors import TASK_NOT_FOUND, NotFound, invalid
 from .idempotency import create_once, idempotency_key
 from .ids import uuid7
 from .schemas import ListMeta, ListQuery, TaskComplete, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
+from .state import AppState
 from .task_store import StoredTask, TaskStore, utc_now
 
 
-def _user_id(request: Request) -> str:
+def _user_id(request: Request[AppState]) -> str:
     user_id: str = request.scope["user"].user_id
     return user_id
 
 
-def _store(request: Request) -> TaskStore:
-    store: TaskStore = request.state.store
-    return store
+def _store(request: Request[AppState]) -> TaskStore:
+    return request.state["store"]
 
 
-def _task_id(request: Request) -> uuid.UUID:
+def _task_id(request: Request[AppState]) -> uuid.UUID:
     """The path's task id; anything but a UUID cannot name a task, so it is a 404 like any other."""
     try:
         return uuid.UUID(request.path_params["task_id"])
@@ -41,7 +41,7 @@ def _task_id(request: Request) -> uuid.UUID:
 
 
 def _task_response(
-    request: Request, stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
+    request: Request[AppState], stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     envelope = TaskEnvelope(stored.task, meta(request.scope))
     return json_response(request.scope, status, envelope, {"etag": etag_of(stored), **(headers or {})})
@@ -56,10 +56,10 @@ def _found(stored: StoredTask | None) -> StoredTask:
 class TaskCollection(HTTPEndpoint):
     """`/api/{user_id}/tasks`: list and create."""
 
-    async def get(self, request: Request) -> Response:
+    async def get(self, request: Request[AppState]) -> Response:
         query = read_query(request, ListQuery)
         user_id = _user_id(request)
-        codec: CursorCodec = request.state.cursors
+        codec = request.state["cursors"]
         binding = CursorBinding.of(user_id, query)
         after = None if query.cursor is UNSET else codec.open(query.cursor, binding)
         page = await _store(request).list(user_id, query, after)
@@ -69,7 +69,7 @@ class TaskCollection(HTTPEndpoint):
         )
         return json_response(request.scope, 200, TaskListEnvelope(page.items, page_meta))
 
-    async def post(self, request: Request) -> Response:
+    async def post(self, request: Request[AppState]) -> Response:
         body = await read_json(request, TaskCreate)
         key = idempotency_key(request)
         user_id, store = _user_id(request), _store(request)
@@ -89,14 +89,14 @@ class TaskCollection(HTTPEndpoint):
 class TaskItem(HTTPEndpoint):
     """`/api/{user_id}/tasks/{task_id}`: read, update (PUT and PATCH alike), delete."""
 
-    async def get(self, request: Request) -> Response:
+    async def get(self, request: Request[AppState]) -> Response:
         stored = _found(await _store(request).get(_user_id(request), _task_id(request)))
         tag = etag_of(stored)
         if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"etag": tag, "x-request-id": request_id(request.scope)})
         return _task_response(request, stored)
 
-    async def put(self, request: Request) -> Response:
+    async def put(self, request: Request[AppState]) -> Response:
         changes = await read_json(request, TaskUpdate)
         if all(getattr(changes, name) is UNSET for name in changes.__struct_fields__):
             raise invalid("body", "must set at least one of " + ", ".join(changes.__struct_fields__))
@@ -108,7 +108,7 @@ class TaskItem(HTTPEndpoint):
 
     patch = put
 
-    async def delete(self, request: Request) -> Response:
+    async def delete(self, request: Request[AppState]) -> Response:
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
         stored = await store.delete(user_id, task_id, if_match(request, task_id))
         if stored is None:
@@ -119,7 +119,7 @@ class TaskItem(HTTPEndpoint):
 class TaskCompletion(HTTPEndpoint):
     """`/api/{user_id}/tasks/{task_id}/complete`: toggle, or set with `{"completed": bool}`."""
 
-    async def patch(self, request: Request) -> Response:
+    async def patch(self, request: Request[AppState]) -> Response:
         body = await read_json(request, TaskComplete, optional=True)
         completed = None if body is None or body.completed is UNSET else body.completed
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)

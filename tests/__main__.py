@@ -1,4 +1,4 @@
-"""`python -m tests`: lint, format check, then the whole suite; exits non-zero on any failure."""
+"""`python -m tests`: lint, format check, type check, then the whole suite; exits non-zero on any failure."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ def main() -> int:
     steps = [
         [sys.executable, "-m", "ruff", "check", "."],
         [sys.executable, "-m", "ruff", "format", "--check", "."],
+        # Strict on service/, as configured in pyproject.toml.
+        [sys.executable, "-m", "mypy"],
         [sys.executable, "-m", "pytest", *sys.argv[1:]],
     ]
     for step in steps:
