@@ -1,4 +1,9 @@
-"""Fixtures: one real PostgreSQL per test session, one migrated database, one live server."""
+"""Fixtures: one real PostgreSQL per test session, one migrated database, the app served two ways.
+
+`client` speaks HTTP to a live uvicorn server: for what the transport decides (framing, limits,
+connections). `app_client` calls the same app in-process (lifespan and all) on the same database:
+quicker, for the many tests about what the app answers.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,16 @@ import httpx
 import pytest
 
 from service.app import create_app
-from tests.support import Database, LiveServer, fresh_database, new_user, postgres_server, settings_for
+from tests.support import (
+    Database,
+    InProcessApp,
+    LiveServer,
+    UserClient,
+    fresh_database,
+    new_user,
+    postgres_server,
+    settings_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +49,27 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
         yield c
 
 
+@pytest.fixture(scope="session")
+def app_client(database: Database) -> Iterator[httpx.Client]:
+    with InProcessApp(create_app(settings_for(database.url))) as app, app.client() as c:
+        yield c
+
+
 @pytest.fixture
 def user() -> str:
     return new_user()
+
+
+@pytest.fixture
+def me(app_client: httpx.Client, user: str) -> UserClient:
+    """A fresh user of the in-process app."""
+    return UserClient(app_client, user)
+
+
+@pytest.fixture
+def live_me(client: httpx.Client, user: str) -> UserClient:
+    """The same fresh user, over HTTP to the live server."""
+    return UserClient(client, user)
 
 
 @pytest.fixture

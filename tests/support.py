@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -273,3 +273,135 @@ def assert_statement_timeout(live: LiveServer, database_url: str, user: str) -> 
         assert after.headers["etag"] == created.headers["etag"]
         patched = client.patch(url, json={"title": "later"}, headers=auth(user))
         assert patched.json()["data"]["title"] == "later"
+
+
+class InProcessApp:
+    """The real app called in-process through httpx.ASGITransport: no socket, no HTTP parser.
+
+    Its own event loop runs in a thread, so sync tests use it like any httpx.Client; the lifespan
+    (pool, store) runs there too, and its state reaches each request as a server would pass it.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="in-process-app", daemon=True)
+        self._lifespan: Any = None
+        self._state: dict[str, Any] = {}
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def __enter__(self) -> InProcessApp:
+        self._thread.start()
+        self._lifespan = self._app.router.lifespan_context(self._app)
+        self._state = dict(self._run(self._lifespan.__aenter__()) or {})
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._run(self._lifespan.__aexit__(None, None, None))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    async def _with_state(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app({**scope, "state": dict(self._state)}, receive, send)
+
+    def client(self) -> httpx.Client:
+        transport = httpx.ASGITransport(
+            app=self._with_state, client=("127.0.0.1", 50000), raise_app_exceptions=False
+        )
+        outer = self
+
+        class Bridge(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                body = request.read()
+                forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+                response: httpx.Response = outer._run(self._send(forwarded))
+                return httpx.Response(
+                    response.status_code, headers=response.headers, content=response.content
+                )
+
+            async def _send(self, request: httpx.Request) -> httpx.Response:
+                response = await transport.handle_async_request(request)
+                await response.aread()
+                return response
+
+        return httpx.Client(transport=Bridge(), base_url="http://127.0.0.1")
+
+
+# --- one user's view of the API, and the asserts every test repeats ------------------------------
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is this error, in the envelope; returns its `error` object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["data"] is None
+    assert body["error"]["code"] == code
+    assert body["error"]["status"] == status
+    assert body["meta"]["request_id"] == response.headers["x-request-id"]
+    return dict(body["error"])
+
+
+def invalid_field(response: httpx.Response) -> str:
+    """The response is a 422 whose details all say something; returns the first field it names."""
+    details = assert_error(response, 422, "VALIDATION_ERROR")["details"]
+    assert details
+    assert all(set(d) == {"field", "message"} and d["message"] for d in details)
+    return str(details[0]["field"])
+
+
+class UserClient:
+    """One user's side of the API over any httpx client: their token on every request, their paths."""
+
+    def __init__(self, client: httpx.Client, user_id: str | None = None) -> None:
+        self.client = client
+        self.id = user_id or new_user()
+        self.headers = auth(self.id)
+        self.tasks_url = f"/api/{self.id}/tasks"
+
+    def request(
+        self, method: str, path: str = "", *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """`path` below the user's task collection ("", "/{id}", "/{id}/complete"), or absolute."""
+        url = path if path.startswith("/api/") else self.tasks_url + path
+        return self.client.request(method, url, headers={**self.headers, **(headers or {})}, **kwargs)
+
+    def create(self, title: str = "a task", **body: Any) -> dict[str, Any]:
+        """Create a task and return it; fails the test unless the answer is 201."""
+        response = self.request("POST", json={"title": title, **body})
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    def get(self, task_id: str) -> httpx.Response:
+        return self.request("GET", f"/{task_id}")
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        response = self.get(task_id)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["data"])
+
+    def list(self, **params: Any) -> httpx.Response:
+        return self.request("GET", params=params)
+
+    def ids(self, **params: Any) -> list[str]:
+        """Ids of the first page, in the order listed."""
+        response = self.list(**params)
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()["data"]]
+
+    def count(self) -> int:
+        """How many tasks the user has (up to 200)."""
+        return len(self.ids(limit=200))
+
+
+def burst(
+    live: LiveServer, count: int, send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+) -> list[httpx.Response]:
+    """Send `count` requests at once (`send(client, i)`), over one connection pool; in order of i."""
+
+    async def all_at_once() -> list[httpx.Response]:
+        async with live.async_client() as client:
+            return list(await asyncio.gather(*(send(client, i) for i in range(count))))
+
+    return asyncio.run(all_at_once())

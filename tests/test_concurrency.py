@@ -2,52 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
-import httpx
-
 from service.conditional import etag
-from tests.support import LiveServer, auth
+from tests.support import LiveServer, UserClient, burst
 
 
-def test_parallel_creates_by_one_new_user(server: LiveServer, user: str) -> None:
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            return list(
-                await asyncio.gather(
-                    *(
-                        client.post(f"/api/{user}/tasks", json={"title": f"t{i}"}, headers=auth(user))
-                        for i in range(50)
-                    )
-                )
-            )
-
-    responses = asyncio.run(burst())
+def test_parallel_creates_by_one_new_user(server: LiveServer, live_me: UserClient) -> None:
+    responses = burst(
+        server, 50, lambda c, i: c.post(live_me.tasks_url, json={"title": f"t{i}"}, headers=live_me.headers)
+    )
     assert [r.status_code for r in responses] == [201] * 50
     ids = {r.json()["data"]["id"] for r in responses}
     assert len(ids) == 50
-    with server.client() as client:
-        listed = client.get(f"/api/{user}/tasks", params={"limit": 200}, headers=auth(user)).json()["data"]
-    assert {t["id"] for t in listed} == ids
+    assert set(live_me.ids(limit=200)) == ids
 
 
-def test_parallel_toggles_are_never_lost(server: LiveServer, user: str) -> None:
-    with server.client() as client:
-        created = client.post(f"/api/{user}/tasks", json={"title": "flip"}, headers=auth(user))
-    url = created.headers["location"]
+def test_parallel_toggles_are_never_lost(server: LiveServer, live_me: UserClient) -> None:
+    task = live_me.create("flip")
+    url = f"{live_me.tasks_url}/{task['id']}/complete"
 
-    async def flips(n: int) -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            return list(
-                await asyncio.gather(*(client.patch(f"{url}/complete", headers=auth(user)) for _ in range(n)))
-            )
+    def flips(n: int) -> None:
+        responses = burst(server, n, lambda c, i: c.patch(url, headers=live_me.headers))
+        assert all(r.status_code == 200 for r in responses)
 
-    assert all(r.status_code == 200 for r in asyncio.run(flips(20)))
-    with server.client() as client:
-        after = client.get(url, headers=auth(user))
+    flips(20)
+    after = live_me.get(task["id"])
     assert after.json()["data"]["completed"] is False  # 20 toggles from false
-    assert after.headers["etag"] == etag(uuid.UUID(created.json()["data"]["id"]), 21)  # every one counted
-    assert all(r.status_code == 200 for r in asyncio.run(flips(7)))
-    with server.client() as client:
-        assert client.get(url, headers=auth(user)).json()["data"]["completed"] is True
+    assert after.headers["etag"] == etag(uuid.UUID(task["id"]), 21)  # and every one of them counted
+    flips(7)
+    assert live_me.task(task["id"])["completed"] is True

@@ -2,45 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
-from tests.support import LiveServer, auth
+from tests.support import LiveServer, UserClient, assert_error, burst
 
 
 @pytest.fixture
-def task(client: httpx.Client, user: str) -> httpx.Response:
-    response = client.post(f"/api/{user}/tasks", json={"title": "original"}, headers=auth(user))
+def task(me: UserClient) -> httpx.Response:
+    response = me.request("POST", json={"title": "original"})
     assert response.status_code == 201
     return response
 
 
-def test_get_has_a_strong_etag(client: httpx.Client, user: str, task: httpx.Response) -> None:
-    response = client.get(task.headers["location"], headers=auth(user))
-    tag = response.headers["etag"]
+def test_get_has_a_strong_etag(me: UserClient, task: httpx.Response) -> None:
+    tag = me.request("GET", task.headers["location"]).headers["etag"]
     assert tag.startswith('"')
     assert not tag.startswith("W/")
     assert tag == task.headers["etag"]
 
 
 @pytest.mark.parametrize("form", ["{tag}", "W/{tag}", '"nope", {tag}', "*"])
-def test_if_none_match_answers_304(client: httpx.Client, user: str, task: httpx.Response, form: str) -> None:
+def test_if_none_match_answers_304(me: UserClient, task: httpx.Response, form: str) -> None:
     tag = task.headers["etag"]
-    headers = {**auth(user), "If-None-Match": form.format(tag=tag), "X-Request-ID": "cond-1"}
-    response = client.get(task.headers["location"], headers=headers)
+    headers = {"If-None-Match": form.format(tag=tag), "X-Request-ID": "cond-1"}
+    response = me.request("GET", task.headers["location"], headers=headers)
     assert response.status_code == 304
     assert response.content == b""
     assert response.headers["etag"] == tag
     assert response.headers["x-request-id"] == "cond-1"
 
 
-def test_if_none_match_stale_answers_200(client: httpx.Client, user: str, task: httpx.Response) -> None:
+def test_if_none_match_stale_answers_200(me: UserClient, task: httpx.Response) -> None:
     url = task.headers["location"]
-    old = task.headers["etag"]
-    client.patch(url, json={"title": "changed"}, headers=auth(user))
-    response = client.get(url, headers={**auth(user), "If-None-Match": old})
+    me.request("PATCH", url, json={"title": "changed"})
+    response = me.request("GET", url, headers={"If-None-Match": task.headers["etag"]})
     assert response.status_code == 200
     assert response.json()["data"]["title"] == "changed"
 
@@ -55,77 +51,82 @@ WRITES = [
 
 @pytest.mark.parametrize(("method", "suffix", "body"), WRITES)
 def test_stale_if_match_is_412_and_changes_nothing(
-    client: httpx.Client, user: str, task: httpx.Response, method: str, suffix: str, body: dict | None
+    me: UserClient, task: httpx.Response, method: str, suffix: str, body: dict | None
 ) -> None:
     url = task.headers["location"]
-    stale = task.headers["etag"]
-    current = client.patch(url, json={"title": "newer"}, headers=auth(user))
-    response = client.request(method, url + suffix, json=body, headers={**auth(user), "If-Match": stale})
-    assert response.status_code == 412
-    assert response.json()["error"]["code"] == "PRECONDITION_FAILED"
-    after = client.get(url, headers=auth(user))
+    current = me.request("PATCH", url, json={"title": "newer"})
+    response = me.request(method, url + suffix, json=body, headers={"If-Match": task.headers["etag"]})
+    assert_error(response, 412, "PRECONDITION_FAILED")
+    after = me.request("GET", url)
     assert after.json()["data"] == current.json()["data"]
     assert after.headers["etag"] == current.headers["etag"]
+
+
+# What each write leaves behind, as seen by a GET afterwards (None: the task is gone).
+_WRITTEN = {
+    ("PUT", ""): {"title": "lost update", "completed": False},
+    ("PATCH", ""): {"title": "original", "completed": True},
+    ("PATCH", "/complete"): {"title": "original", "completed": True},
+    ("DELETE", ""): None,
+}
 
 
 @pytest.mark.parametrize(("method", "suffix", "body"), WRITES)
 @pytest.mark.parametrize("form", ["{tag}", '"0", {tag}', "*"])
 def test_matching_if_match_writes(
-    client: httpx.Client,
-    user: str,
-    task: httpx.Response,
-    method: str,
-    suffix: str,
-    body: dict | None,
-    form: str,
+    me: UserClient, task: httpx.Response, method: str, suffix: str, body: dict | None, form: str
 ) -> None:
     url = task.headers["location"]
-    headers = {**auth(user), "If-Match": form.format(tag=task.headers["etag"])}
-    response = client.request(method, url + suffix, json=body, headers=headers)
+    response = me.request(
+        method, url + suffix, json=body, headers={"If-Match": form.format(tag=task.headers["etag"])}
+    )
     assert response.status_code == 200
-    assert response.headers["etag"]
+    after = me.request("GET", url)
+    expected = _WRITTEN[(method, suffix)]
+    if expected is None:
+        assert after.status_code == 404
+        assert response.headers["etag"] == task.headers["etag"]  # the task as it was
+    else:
+        assert {k: after.json()["data"][k] for k in expected} == expected
+        assert response.headers["etag"] == after.headers["etag"] != task.headers["etag"]
 
 
-@pytest.mark.parametrize("value", ["W/{tag}", "garbage", '""', '"-1"'])
-def test_weak_or_malformed_if_match_never_matches(
-    client: httpx.Client, user: str, task: httpx.Response, value: str
-) -> None:
-    headers = {**auth(user), "If-Match": value.format(tag=task.headers["etag"])}
-    response = client.patch(task.headers["location"], json={"title": "x"}, headers=headers)
-    assert response.status_code == 412
+@pytest.mark.parametrize("value", ["W/{tag}", "garbage", '""', '"-1"', '"1"', "{tag}x"])
+def test_weak_or_malformed_if_match_never_matches(me: UserClient, task: httpx.Response, value: str) -> None:
+    headers = {"If-Match": value.format(tag=task.headers["etag"])}
+    assert_error(
+        me.request("PATCH", task.headers["location"], json={"title": "x"}, headers=headers),
+        412,
+        "PRECONDITION_FAILED",
+    )
+    assert me.request("GET", task.headers["location"]).json()["data"]["title"] == "original"
 
 
-def test_if_match_on_a_missing_task_is_404(client: httpx.Client, user: str) -> None:
-    url = f"/api/{user}/tasks/00000000-0000-7000-8000-000000000000"
-    response = client.patch(url, json={"title": "x"}, headers={**auth(user), "If-Match": '"1"'})
-    assert response.status_code == 404
-
-
-def test_parallel_patches_with_one_if_match_let_exactly_one_through(server: LiveServer, user: str) -> None:
-    with server.client() as client:
-        created = client.post(f"/api/{user}/tasks", json={"title": "contested"}, headers=auth(user))
-    url = created.headers["location"]
-    headers = {**auth(user), "If-Match": created.headers["etag"]}
-
-    async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            responses = await asyncio.gather(
-                *(client.patch(url, json={"title": f"writer {i}"}, headers=headers) for i in range(10))
-            )
-        return sorted(r.status_code for r in responses)
-
-    assert asyncio.run(race()) == [200] + [412] * 9
-
-
-def test_an_etag_of_another_task_never_matches(client: httpx.Client, user: str, task: httpx.Response) -> None:
-    other = client.post(f"/api/{user}/tasks", json={"title": "other"}, headers=auth(user))
+def test_an_etag_of_another_task_never_matches(me: UserClient, task: httpx.Response) -> None:
+    other = me.request("POST", json={"title": "other"})
     # Both are at their first version, yet each ETag names its own task.
     assert other.headers["etag"] != task.headers["etag"]
-    headers = {**auth(user), "If-Match": other.headers["etag"]}
-    response = client.patch(task.headers["location"], json={"title": "x"}, headers=headers)
-    assert response.status_code == 412
-    assert client.get(task.headers["location"], headers=auth(user)).json()["data"]["title"] == "original"
-    fresh = client.get(
-        task.headers["location"], headers={**auth(user), "If-None-Match": other.headers["etag"]}
+    url = task.headers["location"]
+    response = me.request("PATCH", url, json={"title": "x"}, headers={"If-Match": other.headers["etag"]})
+    assert_error(response, 412, "PRECONDITION_FAILED")
+    assert me.request("GET", url).json()["data"]["title"] == "original"
+    assert me.request("GET", url, headers={"If-None-Match": other.headers["etag"]}).status_code == 200
+
+
+def test_if_match_on_a_missing_task_is_404(me: UserClient) -> None:
+    response = me.request(
+        "PATCH", "/00000000-0000-7000-8000-000000000000", json={"title": "x"}, headers={"If-Match": "*"}
     )
-    assert fresh.status_code == 200
+    assert_error(response, 404, "NOT_FOUND")
+
+
+def test_parallel_patches_with_one_if_match_let_exactly_one_through(
+    server: LiveServer, live_me: UserClient
+) -> None:
+    created = live_me.request("POST", json={"title": "contested"})
+    url = created.headers["location"]
+    headers = {**live_me.headers, "If-Match": created.headers["etag"]}
+    responses = burst(server, 10, lambda c, i: c.patch(url, json={"title": f"writer {i}"}, headers=headers))
+    assert sorted(r.status_code for r in responses) == [200] + [412] * 9
+    [winner] = [r for r in responses if r.status_code == 200]
+    assert live_me.request("GET", url).json()["data"] == winner.json()["data"]

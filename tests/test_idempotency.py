@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 
 import httpx
@@ -10,15 +11,11 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.task_store import PURGE_KEYS
-from tests.support import Database, LiveServer, auth, new_user
+from tests.support import Database, LiveServer, UserClient, burst
 
 
-def _post(client: httpx.Client, user: str, key: str, body: dict) -> httpx.Response:
-    return client.post(f"/api/{user}/tasks", json=body, headers={**auth(user), "Idempotency-Key": key})
-
-
-def _count(client: httpx.Client, user: str) -> int:
-    return client.get(f"/api/{user}/tasks", headers=auth(user)).json()["meta"]["count"]
+def _post(me: UserClient, key: str, body: dict) -> httpx.Response:
+    return me.request("POST", json=body, headers={"Idempotency-Key": key})
 
 
 @pytest.fixture
@@ -26,79 +23,75 @@ def key() -> str:
     return secrets.token_urlsafe(16)
 
 
-def test_retry_replays_the_first_response(client: httpx.Client, user: str, key: str) -> None:
-    first = _post(client, user, key, {"title": "once", "description": "d"})
-    second = _post(client, user, key, {"title": "once", "description": "d"})
+def test_retry_replays_the_first_response(me: UserClient, key: str) -> None:
+    first = _post(me, key, {"title": "once", "description": "d"})
+    second = _post(me, key, {"title": "once", "description": "d"})
     assert first.status_code == second.status_code == 201
     assert second.json()["data"] == first.json()["data"]
     assert second.headers["location"] == first.headers["location"]
     assert second.headers["etag"] == first.headers["etag"]
     assert second.headers["idempotent-replayed"] == "true"
     assert second.json()["meta"]["request_id"] == second.headers["x-request-id"]
-    assert _count(client, user) == 1
+    assert me.count() == 1
 
 
-def test_same_body_with_other_formatting_is_the_same_request(
-    client: httpx.Client, user: str, key: str
-) -> None:
-    headers = {**auth(user), "Idempotency-Key": key, "Content-Type": "application/json"}
-    first = client.post(f"/api/{user}/tasks", content=b'{"title":"x"}', headers=headers)
-    second = client.post(f"/api/{user}/tasks", content=b'{ "title" : "x" }', headers=headers)
+def test_same_body_with_other_formatting_is_the_same_request(me: UserClient, key: str) -> None:
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    first = me.request("POST", content=b'{"title":"x"}', headers=headers)
+    second = me.request("POST", content=b'{ "title" : "  x" }', headers=headers)  # the same once trimmed
     assert second.json()["data"]["id"] == first.json()["data"]["id"]
 
 
-def test_same_key_other_body_is_409(client: httpx.Client, user: str, key: str) -> None:
-    _post(client, user, key, {"title": "first"})
-    response = _post(client, user, key, {"title": "second"})
+def test_same_key_other_body_is_409(me: UserClient, key: str) -> None:
+    _post(me, key, {"title": "first"})
+    response = _post(me, key, {"title": "second"})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "CONFLICT"
-    assert _count(client, user) == 1
+    assert me.count() == 1
 
 
-def test_keys_belong_to_one_user(client: httpx.Client, user: str, key: str) -> None:
-    other = new_user()
-    mine = _post(client, user, key, {"title": "same"})
-    theirs = _post(client, other, key, {"title": "same"})
+def test_keys_belong_to_one_user(me: UserClient, key: str) -> None:
+    other = UserClient(me.client)
+    mine = _post(me, key, {"title": "same"})
+    theirs = _post(other, key, {"title": "same"})
     assert theirs.status_code == 201
     assert "idempotent-replayed" not in theirs.headers
     assert theirs.json()["data"]["id"] != mine.json()["data"]["id"]
-    assert theirs.json()["data"]["user_id"] == other
+    assert theirs.json()["data"]["user_id"] == other.id
 
 
-def test_replay_after_the_task_was_deleted(client: httpx.Client, user: str, key: str) -> None:
-    first = _post(client, user, key, {"title": "ephemeral"})
-    client.delete(first.headers["location"], headers=auth(user))
-    again = _post(client, user, key, {"title": "ephemeral"})
+def test_replay_after_the_task_was_deleted(me: UserClient, key: str) -> None:
+    first = _post(me, key, {"title": "ephemeral"})
+    me.request("DELETE", first.headers["location"])
+    again = _post(me, key, {"title": "ephemeral"})
     assert again.status_code == 201
     assert again.json()["data"] == first.json()["data"]
-    assert _count(client, user) == 0
+    assert me.count() == 0
 
 
-def test_failed_requests_are_not_stored(client: httpx.Client, user: str, key: str) -> None:
-    assert _post(client, user, key, {"title": ""}).status_code == 422
-    assert _post(client, user, key, {"title": "now valid"}).status_code == 201
-    assert _count(client, user) == 1
+def test_failed_requests_are_not_stored(me: UserClient, key: str) -> None:
+    assert _post(me, key, {"title": ""}).status_code == 422
+    assert _post(me, key, {"title": "now valid"}).status_code == 201
+    assert me.count() == 1
 
 
-def test_expired_key_is_forgotten_and_purged(
-    client: httpx.Client, user: str, key: str, database: Database
-) -> None:
-    _post(client, user, key, {"title": "yesterday"})
+def test_expired_key_is_forgotten_and_purged(me: UserClient, key: str, database: Database) -> None:
+    _post(me, key, {"title": "yesterday"})
     database.query(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1 AND key = $2",
-        user,
+        me.id,
         key,
     )
-    fresh = _post(client, user, key, {"title": "today"})
+    fresh = _post(me, key, {"title": "today"})
     assert fresh.status_code == 201
     assert "idempotent-replayed" not in fresh.headers
-    assert _count(client, user) == 2
+    assert me.count() == 2
 
     other_key = secrets.token_urlsafe(8)
-    _post(client, user, other_key, {"title": "to purge"})
+    _post(me, other_key, {"title": "to purge"})
     database.query(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1 AND key = $2",
-        user,
+        me.id,
         other_key,
     )
 
@@ -112,42 +105,45 @@ def test_expired_key_is_forgotten_and_purged(
             await conn.close()
 
     asyncio.run(purge())
-    rows = database.query("SELECT key FROM idempotency_keys WHERE user_id = $1", user)
+    rows = database.query("SELECT key FROM idempotency_keys WHERE user_id = $1", me.id)
     assert [r["key"] for r in rows] == [key]
 
 
-def test_abandoned_claim_is_taken_over(client: httpx.Client, user: str, key: str, database: Database) -> None:
+def test_abandoned_claim_is_taken_over(me: UserClient, key: str, database: Database) -> None:
     # A worker that died between claiming the key and creating the task leaves an in-flight row behind.
     database.query(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES ($1, $2, '\\x00', now())",
-        user,
+        me.id,
         key,
     )
-    assert _post(client, user, key, {"title": "blocked"}).status_code == 409
+    assert _post(me, key, {"title": "blocked"}).status_code == 409
     database.query(
         "UPDATE idempotency_keys SET created_at = now() - interval '2 minutes' WHERE key = $1", key
     )
-    assert _post(client, user, key, {"title": "unblocked"}).status_code == 201
+    assert _post(me, key, {"title": "unblocked"}).status_code == 201
 
 
-def test_parallel_posts_with_one_key_create_exactly_one_task(server: LiveServer, user: str, key: str) -> None:
-    headers = {**auth(user), "Idempotency-Key": key}
-
-    async def storm() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            return list(
-                await asyncio.gather(
-                    *(
-                        client.post(f"/api/{user}/tasks", json={"title": "once only"}, headers=headers)
-                        for _ in range(20)
-                    )
-                )
-            )
-
-    responses = asyncio.run(storm())
-    statuses = {r.status_code for r in responses}
-    assert statuses <= {201, 409}
+def test_parallel_posts_with_one_key_create_exactly_one_task(
+    server: LiveServer, live_me: UserClient, key: str
+) -> None:
+    headers = {**live_me.headers, "Idempotency-Key": key}
+    responses = burst(
+        server, 20, lambda c, i: c.post(live_me.tasks_url, json={"title": "once only"}, headers=headers)
+    )
+    assert {r.status_code for r in responses} <= {201, 409}
     created = {r.json()["data"]["id"] for r in responses if r.status_code == 201}
     assert len(created) == 1
-    with server.client() as client:
-        assert _count(client, user) == 1
+    assert live_me.ids() == list(created)
+
+
+def test_the_replay_is_the_row_postgresql_stored(me: UserClient, key: str, database: Database) -> None:
+    """The stored response is the inserted row itself, defaults included, not a guess at it."""
+    first = _post(me, key, {"title": "as stored"})
+    [row] = database.query(
+        "SELECT response FROM idempotency_keys WHERE user_id = $1 AND key = $2", me.id, key
+    )
+    stored = json.loads(row["response"])
+    assert stored["id"] == first.json()["data"]["id"]
+    assert (stored["completed"], stored["version"]) == (False, 1)
+    replay = _post(me, key, {"title": "as stored"})
+    assert replay.json()["data"] == first.json()["data"] == me.task(first.json()["data"]["id"])

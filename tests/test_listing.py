@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 
 import asyncpg
-import httpx
 import pytest
 
 from service.db import asyncpg_dsn
@@ -16,24 +15,14 @@ from service.migrations import migrate
 from service.schemas import ListQuery, TaskRead
 from service.task_store import SORTS, TaskStore, like_pattern, list_query
 from tests.pg_cluster import PgCluster, system_bin_dir
-from tests.support import Database, auth, create_database, new_user
+from tests.support import Database, LiveServer, UserClient, create_database, invalid_field, new_user
 
 
-def _create(client: httpx.Client, user: str, title: str, **body: object) -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
-
-
-def _list(client: httpx.Client, user: str, **params: object) -> httpx.Response:
-    return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))
-
-
-def _walk(client: httpx.Client, user: str, **params: object) -> Iterator[list[dict]]:
+def _walk(me: UserClient, **params: object) -> Iterator[list[dict]]:
     cursor = None
     while True:
         query = dict(params) if cursor is None else {**params, "cursor": cursor}
-        response = _list(client, user, **query)
+        response = me.list(**query)
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["meta"]["count"] == len(body["data"])
@@ -43,25 +32,17 @@ def _walk(client: httpx.Client, user: str, **params: object) -> Iterator[list[di
             return
 
 
-def _field(response: httpx.Response) -> str:
-    assert response.status_code == 422, response.text
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
-    return response.json()["error"]["details"][0]["field"]
-
-
 @pytest.fixture
-def titled(client: httpx.Client, user: str) -> list[dict]:
+def titled(me: UserClient) -> list[dict]:
     """Tasks whose titles sort differently by code point than by any locale, some completed."""
-    tasks = [
-        _create(client, user, t) for t in ["banana", "Apple", "cherry", "apple", "Éclair", "_under", "100%"]
-    ]
+    tasks = [me.create(t) for t in ["banana", "Apple", "cherry", "apple", "Éclair", "_under", "100%"]]
     for task in tasks[::2]:
-        client.patch(f"/api/{user}/tasks/{task['id']}/complete", headers=auth(user))
+        me.request("PATCH", f"/{task['id']}/complete")
     return tasks
 
 
-def test_default_is_newest_first_with_meta(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    body = _list(client, user).json()
+def test_default_is_newest_first_with_meta(me: UserClient, titled: list[dict]) -> None:
+    body = me.list().json()
     assert [t["id"] for t in body["data"]] == [t["id"] for t in reversed(titled)]
     assert body["meta"]["count"] == 7
     assert body["meta"]["limit"] == 50
@@ -71,58 +52,56 @@ def test_default_is_newest_first_with_meta(client: httpx.Client, user: str, titl
 @pytest.mark.parametrize(
     "sort", ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
 )
-def test_each_sort_orders_by_its_key_then_id(
-    client: httpx.Client, user: str, titled: list[dict], sort: str
-) -> None:
-    data = _list(client, user, sort=sort).json()["data"]
+def test_each_sort_orders_by_its_key_then_id(me: UserClient, titled: list[dict], sort: str) -> None:
+    data = me.list(sort=sort).json()["data"]
     key = sort.lstrip("-")
     expected = sorted(data, key=lambda t: (t[key], t["id"]), reverse=sort.startswith("-"))
     assert [t["id"] for t in data] == [t["id"] for t in expected]
     assert len(data) == len(titled)
 
 
-def test_title_sort_is_by_code_point(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    data = _list(client, user, sort="title").json()["data"]
+def test_title_sort_is_by_code_point(me: UserClient, titled: list[dict]) -> None:
+    data = me.list(sort="title").json()["data"]
     assert [t["title"] for t in data] == ["100%", "Apple", "_under", "apple", "banana", "cherry", "Éclair"]
 
 
-def test_title_ties_break_by_id(client: httpx.Client, user: str) -> None:
-    ids = [_create(client, user, "same")["id"] for _ in range(4)]
-    assert [t["id"] for t in _list(client, user, sort="title").json()["data"]] == sorted(ids)
-    assert [t["id"] for t in _list(client, user, sort="-title").json()["data"]] == sorted(ids, reverse=True)
+def test_title_ties_break_by_id(me: UserClient) -> None:
+    ids = [me.create("same")["id"] for _ in range(4)]
+    assert [t["id"] for t in me.list(sort="title").json()["data"]] == sorted(ids)
+    assert [t["id"] for t in me.list(sort="-title").json()["data"]] == sorted(ids, reverse=True)
 
 
-def test_completed_filter(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    done = _list(client, user, completed="true").json()["data"]
-    todo = _list(client, user, completed="false").json()["data"]
+def test_completed_filter(me: UserClient, titled: list[dict]) -> None:
+    done = me.list(completed="true").json()["data"]
+    todo = me.list(completed="false").json()["data"]
     assert {t["id"] for t in done} == {t["id"] for t in titled[::2]}
     assert {t["id"] for t in todo} == {t["id"] for t in titled[1::2]}
     assert all(t["completed"] for t in done)
     assert not any(t["completed"] for t in todo)
 
 
-def test_q_is_case_insensitive_in_title_or_description(client: httpx.Client, user: str) -> None:
-    a = _create(client, user, "Buy MILK")
-    b = _create(client, user, "groceries", description="oat milk, eggs")
-    _create(client, user, "unrelated")
-    found = _list(client, user, q="milk").json()["data"]
+def test_q_is_case_insensitive_in_title_or_description(me: UserClient) -> None:
+    a = me.create("Buy MILK")
+    b = me.create("groceries", description="oat milk, eggs")
+    me.create("unrelated")
+    found = me.list(q="milk").json()["data"]
     assert {t["id"] for t in found} == {a["id"], b["id"]}
-    assert _list(client, user, q="MiLk", completed="true").json()["data"] == []
+    assert me.list(q="MiLk", completed="true").json()["data"] == []
 
 
 @pytest.mark.parametrize(("q", "title"), [("100%", "100% done"), ("a_b", "a_b"), ("c\\d", "c\\d")])
-def test_q_matches_wildcards_literally(client: httpx.Client, user: str, q: str, title: str) -> None:
-    target = _create(client, user, title)
-    _create(client, user, "100 done")  # would match 100% as a pattern
-    _create(client, user, "axb")  # would match a_b as a pattern
-    _create(client, user, "cd")
-    found = _list(client, user, q=q).json()["data"]
+def test_q_matches_wildcards_literally(me: UserClient, q: str, title: str) -> None:
+    target = me.create(title)
+    me.create("100 done")  # would match 100% as a pattern
+    me.create("axb")  # would match a_b as a pattern
+    me.create("cd")
+    found = me.list(q=q).json()["data"]
     assert [t["id"] for t in found] == [target["id"]]
 
 
-def test_q_does_not_see_other_users(client: httpx.Client, user: str) -> None:
-    _create(client, new_user(), "needle")
-    assert _list(client, user, q="needle").json()["data"] == []
+def test_q_does_not_see_other_users(me: UserClient) -> None:
+    UserClient(me.client).create("needle")
+    assert me.list(q="needle").json()["data"] == []
 
 
 @pytest.mark.parametrize(
@@ -154,45 +133,45 @@ def test_q_does_not_see_other_users(client: httpx.Client, user: str) -> None:
         ({"cursor": "caf\u00e9.x"}, "cursor"),
     ],
 )
-def test_bad_parameters_are_422(client: httpx.Client, user: str, params: dict, field: str) -> None:
-    assert _field(_list(client, user, **params)) == field
+def test_bad_parameters_are_422(me: UserClient, params: dict, field: str) -> None:
+    assert invalid_field(me.list(**params)) == field
 
 
-def test_repeated_parameter_is_422(client: httpx.Client, user: str) -> None:
-    response = client.get(f"/api/{user}/tasks?limit=5&limit=5", headers=auth(user))
-    assert _field(response) == "limit"
+def test_repeated_parameter_is_422(me: UserClient) -> None:
+    response = me.request("GET", "?limit=5&limit=5")
+    assert invalid_field(response) == "limit"
 
 
-def test_unknown_parameters_are_ignored(client: httpx.Client, user: str) -> None:
-    assert _list(client, user, page="2", foo="").status_code == 200
+def test_unknown_parameters_are_ignored(me: UserClient) -> None:
+    assert me.list(page="2", foo="").status_code == 200
 
 
-def test_limit_bounds_accepted(client: httpx.Client, user: str) -> None:
-    assert _list(client, user, limit="1").json()["meta"]["limit"] == 1
-    assert _list(client, user, limit="200").json()["meta"]["limit"] == 200
+def test_limit_bounds_accepted(me: UserClient) -> None:
+    assert me.list(limit="1").json()["meta"]["limit"] == 1
+    assert me.list(limit="200").json()["meta"]["limit"] == 200
 
 
-def test_next_cursor_is_null_exactly_on_the_last_page(client: httpx.Client, user: str) -> None:
+def test_next_cursor_is_null_exactly_on_the_last_page(me: UserClient) -> None:
     for i in range(10):
-        _create(client, user, f"t{i}")
-    assert _list(client, user, limit=10).json()["meta"]["next_cursor"] is None
-    assert _list(client, user, limit=9).json()["meta"]["next_cursor"] is not None
-    pages = list(_walk(client, user, limit=5))
+        me.create(f"t{i}")
+    assert me.list(limit=10).json()["meta"]["next_cursor"] is None
+    assert me.list(limit=9).json()["meta"]["next_cursor"] is not None
+    pages = list(_walk(me, limit=5))
     assert [len(p) for p in pages] == [5, 5]
 
 
-def _cursor(client: httpx.Client, user: str, **params: object) -> str:
-    cursor = _list(client, user, limit=2, **params).json()["meta"]["next_cursor"]
+def _cursor(me: UserClient, **params: object) -> str:
+    cursor = me.list(limit=2, **params).json()["meta"]["next_cursor"]
     assert cursor
     return cursor
 
 
-def test_tampered_cursor_is_422(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    cursor = _cursor(client, user)
+def test_tampered_cursor_is_422(me: UserClient, titled: list[dict]) -> None:
+    cursor = _cursor(me)
     head, _, mac = cursor.partition(".")
     flipped = head[:-1] + ("A" if head[-1] != "A" else "B")
     for forged in (f"{flipped}.{mac}", f"{head}.{mac[:-1]}x", head, cursor + "x", "." + mac):
-        assert _field(_list(client, user, limit=2, cursor=forged)) == "cursor"
+        assert invalid_field(me.list(limit=2, cursor=forged)) == "cursor"
 
 
 @pytest.mark.parametrize(
@@ -200,57 +179,55 @@ def test_tampered_cursor_is_422(client: httpx.Client, user: str, titled: list[di
     [{"sort": "title"}, {"completed": "true"}, {"q": "a"}],
     ids=["other-sort", "other-filter", "other-q"],
 )
-def test_cursor_is_bound_to_its_sort_and_filters(
-    client: httpx.Client, user: str, titled: list[dict], other: dict
-) -> None:
-    cursor = _cursor(client, user)
-    assert _field(_list(client, user, limit=2, cursor=cursor, **other)) == "cursor"
+def test_cursor_is_bound_to_its_sort_and_filters(me: UserClient, titled: list[dict], other: dict) -> None:
+    cursor = _cursor(me)
+    assert invalid_field(me.list(limit=2, cursor=cursor, **other)) == "cursor"
 
 
-def test_cursor_is_bound_to_its_user(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    cursor = _cursor(client, user)
-    other = new_user()
-    assert _field(_list(client, other, limit=2, cursor=cursor)) == "cursor"
+def test_cursor_is_bound_to_its_user(me: UserClient, titled: list[dict]) -> None:
+    cursor = _cursor(me)
+    other = UserClient(me.client)
+    assert invalid_field(other.list(limit=2, cursor=cursor)) == "cursor"
 
 
-def test_limit_may_change_between_pages(client: httpx.Client, user: str, titled: list[dict]) -> None:
-    cursor = _cursor(client, user)
-    rest = _list(client, user, limit=50, cursor=cursor).json()["data"]
+def test_limit_may_change_between_pages(me: UserClient, titled: list[dict]) -> None:
+    cursor = _cursor(me)
+    rest = me.list(limit=50, cursor=cursor).json()["data"]
     assert len(rest) == len(titled) - 2
 
 
-def test_cursor_survives_deletion_of_its_row(client: httpx.Client, user: str) -> None:
-    tasks = [_create(client, user, f"t{i}") for i in range(6)]
-    first = _list(client, user, limit=3).json()
+def test_cursor_survives_deletion_of_its_row(me: UserClient) -> None:
+    tasks = [me.create(f"t{i}") for i in range(6)]
+    first = me.list(limit=3).json()
     last_on_page = first["data"][-1]
-    client.delete(f"/api/{user}/tasks/{last_on_page['id']}", headers=auth(user))
-    rest = _list(client, user, limit=3, cursor=first["meta"]["next_cursor"]).json()["data"]
+    me.request("DELETE", f"/{last_on_page['id']}")
+    rest = me.list(limit=3, cursor=first["meta"]["next_cursor"]).json()["data"]
     assert [t["id"] for t in rest] == [t["id"] for t in reversed(tasks[:3])]
 
 
 @pytest.mark.parametrize(
     "sort", ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
 )
-def test_walk_is_stable_under_concurrent_inserts_and_deletes(server, sort: str) -> None:  # type: ignore[no-untyped-def]
-    user = new_user()
+def test_walk_is_stable_under_concurrent_inserts_and_deletes(server: LiveServer, sort: str) -> None:
     rng = random.Random(sort)
-    with server.client() as client:
-        originals = [_create(client, user, f"task {rng.randrange(1000):03d}") for _ in range(100)]
+    with server.client() as client, server.client() as other_client:
+        me = UserClient(client)
+        originals = [me.create(f"task {rng.randrange(1000):03d}") for _ in range(100)]
         doomed = {t["id"] for t in rng.sample(originals, 20)}
+        writer_side = UserClient(other_client, me.id)
         stop = threading.Event()
 
         def churn() -> None:
-            with server.client() as other:
-                pending = list(doomed)
-                while not stop.is_set():
-                    _create(other, user, f"task {rng.randrange(1000):03d}")
-                    if pending:
-                        other.delete(f"/api/{user}/tasks/{pending.pop()}", headers=auth(user))
+            pending = list(doomed)
+            while not stop.is_set():
+                writer_side.create(f"task {rng.randrange(1000):03d}")
+                if pending:
+                    writer_side.request("DELETE", f"/{pending.pop()}")
 
         writer = threading.Thread(target=churn)
         writer.start()
         try:
-            seen = [t["id"] for page in _walk(client, user, sort=sort, limit=7) for t in page]
+            seen = [t["id"] for page in _walk(me, sort=sort, limit=7) for t in page]
         finally:
             stop.set()
             writer.join()

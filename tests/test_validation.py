@@ -1,4 +1,7 @@
-"""CONTRACT §4 validation and §5 request errors: 400, 413, 415, 422, in that order, never a 500."""
+"""CONTRACT §4 validation and §5 request errors: 400, 413, 415, 422, in that order, never a 500.
+
+The body and field matrix runs in-process (`me`); what depends on framing runs over HTTP (`live_me`).
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import auth
+from tests.support import UserClient, assert_error, invalid_field
 
 
 @pytest.fixture
-def task_url(client: httpx.Client, user: str) -> str:
-    response = client.post(f"/api/{user}/tasks", json={"title": "original"}, headers=auth(user))
-    return response.headers["location"]
+def task_id(me: UserClient) -> str:
+    return str(me.create("original")["id"])
 
 
-def _error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["data"] is None
-    assert body["error"]["code"] == code
-    assert body["error"]["status"] == status
-    return body["error"]
-
-
-def _field(response: httpx.Response) -> str:
-    details = _error(response, 422, "VALIDATION_ERROR")["details"]
-    assert len(details) >= 1
-    assert all(set(d) == {"field", "message"} and d["message"] for d in details)
-    return details[0]["field"]
-
-
-def _unchanged(client: httpx.Client, user: str, task_url: str) -> None:
-    task = client.get(task_url, headers=auth(user)).json()["data"]
+def _unchanged(me: UserClient, task_id: str) -> None:
+    task = me.task(task_id)
     assert (task["title"], task["description"], task["completed"]) == ("original", None, False)
-
-
-def _count(client: httpx.Client, user: str) -> int:
-    return client.get(f"/api/{user}/tasks", headers=auth(user)).json()["meta"]["count"]
 
 
 CREATE_CASES = [
@@ -63,26 +45,18 @@ CREATE_CASES = [
 @pytest.mark.parametrize(
     ("body", "field"), CREATE_CASES, ids=[f"{f}-{i}" for i, (_, f) in enumerate(CREATE_CASES)]
 )
-def test_create_validation(client: httpx.Client, user: str, body: dict, field: str) -> None:
-    response = client.post(f"/api/{user}/tasks", json=body, headers=auth(user))
-    assert _field(response) == field
-    assert _count(client, user) == 0
+def test_create_validation(me: UserClient, body: dict, field: str) -> None:
+    assert invalid_field(me.request("POST", json=body)) == field
+    assert me.count() == 0
 
 
-def test_description_of_2000_is_accepted(client: httpx.Client, user: str) -> None:
-    response = client.post(
-        f"/api/{user}/tasks", json={"title": "t", "description": "d" * 2000}, headers=auth(user)
-    )
-    assert response.status_code == 201
+def test_description_of_2000_is_accepted(me: UserClient) -> None:
+    assert len(me.create("t", description="d" * 2000)["description"]) == 2000
 
 
-@pytest.mark.parametrize(
-    "body",
-    [b"[]", b'"title"', b"42", b"null", b"true"],
-)
-def test_create_body_must_be_an_object(client: httpx.Client, user: str, body: bytes) -> None:
-    response = client.post(f"/api/{user}/tasks", content=body, headers=auth(user))
-    assert _field(response) == "body"
+@pytest.mark.parametrize("body", [b"[]", b'"title"', b"42", b"null", b"true"])
+def test_create_body_must_be_an_object(me: UserClient, body: bytes) -> None:
+    assert invalid_field(me.request("POST", content=body)) == "body"
 
 
 UPDATE_CASES = [
@@ -106,12 +80,9 @@ UPDATE_CASES = [
 @pytest.mark.parametrize(
     ("body", "field"), UPDATE_CASES, ids=[f"{f}-{i}" for i, (_, f) in enumerate(UPDATE_CASES)]
 )
-def test_update_validation(
-    client: httpx.Client, user: str, task_url: str, method: str, body: dict, field: str
-) -> None:
-    response = client.request(method, task_url, json=body, headers=auth(user))
-    assert _field(response) == field
-    _unchanged(client, user, task_url)
+def test_update_validation(me: UserClient, task_id: str, method: str, body: dict, field: str) -> None:
+    assert invalid_field(me.request(method, f"/{task_id}", json=body)) == field
+    _unchanged(me, task_id)
 
 
 @pytest.mark.parametrize(
@@ -128,16 +99,15 @@ def test_update_validation(
         b'{"title": "a\xffb"}',
     ],
 )
-def test_invalid_json_is_400(client: httpx.Client, user: str, body: bytes) -> None:
-    response = client.post(f"/api/{user}/tasks", content=body, headers=auth(user))
-    _error(response, 400, "BAD_REQUEST")
-    assert _count(client, user) == 0
+def test_invalid_json_is_400(me: UserClient, body: bytes) -> None:
+    assert_error(me.request("POST", content=body), 400, "BAD_REQUEST")
+    assert me.count() == 0
 
 
-def test_invalid_json_on_update_and_complete_is_400(client: httpx.Client, user: str, task_url: str) -> None:
-    _error(client.patch(task_url, content=b"{bad", headers=auth(user)), 400, "BAD_REQUEST")
-    _error(client.patch(f"{task_url}/complete", content=b"{bad", headers=auth(user)), 400, "BAD_REQUEST")
-    _unchanged(client, user, task_url)
+def test_invalid_json_on_update_and_complete_is_400(me: UserClient, task_id: str) -> None:
+    assert_error(me.request("PATCH", f"/{task_id}", content=b"{bad"), 400, "BAD_REQUEST")
+    assert_error(me.request("PATCH", f"/{task_id}/complete", content=b"{bad"), 400, "BAD_REQUEST")
+    _unchanged(me, task_id)
 
 
 @pytest.mark.parametrize(
@@ -149,11 +119,12 @@ def test_invalid_json_on_update_and_complete_is_400(client: httpx.Client, user: 
     ],
 )
 def test_truncated_json_is_400_even_when_its_prefix_breaks_the_schema(
-    client: httpx.Client, user: str, task_url: str, suffix: str, body: bytes
+    me: UserClient, task_id: str, suffix: str, body: bytes
 ) -> None:
-    _error(client.patch(f"{task_url}{suffix}", content=body, headers=auth(user)), 400, "BAD_REQUEST")
-    _error(client.post(f"/api/{user}/tasks", content=body, headers=auth(user)), 400, "BAD_REQUEST")
-    _unchanged(client, user, task_url)
+    assert_error(me.request("PATCH", f"/{task_id}{suffix}", content=body), 400, "BAD_REQUEST")
+    assert_error(me.request("POST", content=body), 400, "BAD_REQUEST")
+    _unchanged(me, task_id)
+    assert me.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -171,30 +142,24 @@ def test_truncated_json_is_400_even_when_its_prefix_breaks_the_schema(
         ({}, "title", "is required"),
     ],
 )
-def test_validation_messages_say_the_rule(
-    client: httpx.Client, user: str, body: dict, field: str, message: str
-) -> None:
-    response = client.post(f"/api/{user}/tasks", json=body, headers=auth(user))
-    assert _error(response, 422, "VALIDATION_ERROR")["details"] == [{"field": field, "message": message}]
+def test_validation_messages_say_the_rule(me: UserClient, body: dict, field: str, message: str) -> None:
+    details = assert_error(me.request("POST", json=body), 422, "VALIDATION_ERROR")["details"]
+    assert details == [{"field": field, "message": message}]
 
 
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
-def test_non_json_content_type_is_415(
-    client: httpx.Client, user: str, task_url: str, content_type: str
-) -> None:
-    headers = {**auth(user), "Content-Type": content_type}
-    _error(
-        client.post(f"/api/{user}/tasks", content=b'{"title": "x"}', headers=headers),
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-    )
-    _error(client.patch(task_url, content=b'{"title": "x"}', headers=headers), 415, "UNSUPPORTED_MEDIA_TYPE")
-    _error(
-        client.patch(f"{task_url}/complete", content=b"{}", headers=headers), 415, "UNSUPPORTED_MEDIA_TYPE"
-    )
-    _unchanged(client, user, task_url)
+def test_non_json_content_type_is_415(me: UserClient, task_id: str, content_type: str) -> None:
+    headers = {"Content-Type": content_type}
+    for method, path, body in [
+        ("POST", "", b'{"title": "x"}'),
+        ("PATCH", f"/{task_id}", b'{"title": "x"}'),
+        ("PATCH", f"/{task_id}/complete", b"{}"),
+    ]:
+        response = me.request(method, path, content=body, headers=headers)
+        assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    _unchanged(me, task_id)
 
 
 @pytest.mark.parametrize(
@@ -206,76 +171,84 @@ def test_non_json_content_type_is_415(
         "application/merge-patch+json",
     ],
 )
-def test_json_content_types_are_accepted(client: httpx.Client, user: str, content_type: str) -> None:
-    headers = {**auth(user), "Content-Type": content_type}
-    assert client.post(f"/api/{user}/tasks", content=b'{"title": "x"}', headers=headers).status_code == 201
+def test_json_content_types_are_accepted(me: UserClient, content_type: str) -> None:
+    response = me.request("POST", content=b'{"title": "x"}', headers={"Content-Type": content_type})
+    assert response.status_code == 201
 
 
-def test_missing_content_type_is_read_as_json(client: httpx.Client, user: str) -> None:
-    response = client.post(f"/api/{user}/tasks", content=b'{"title": "x"}', headers=auth(user))
+def test_validation_comes_before_the_task_lookup(me: UserClient) -> None:
+    unknown = "/00000000-0000-7000-8000-000000000000"
+    assert invalid_field(me.request("PATCH", unknown, json={})) == "body"
+    assert me.request("PATCH", unknown, json={"title": "fine"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "key", ["k" * 256, "has space", "tab\there", "caf\u00e9"], ids=["long", "space", "tab", "latin1"]
+)
+def test_bad_idempotency_key_is_422(live_me: UserClient, key: str) -> None:
+    # Over HTTP: a non-ASCII header value must reach the app as the bytes a client sent.
+    headers = [*live_me.headers.items(), ("Idempotency-Key", key.encode("latin-1"))]
+    response = live_me.client.post(live_me.tasks_url, json={"title": "x"}, headers=headers)
+    assert invalid_field(response) == "Idempotency-Key"
+    assert live_me.count() == 0
+
+
+def test_idempotency_key_of_255_visible_characters_is_accepted(me: UserClient) -> None:
+    key = "".join(chr(c) for c in range(0x21, 0x7F)) * 3
+    response = me.request("POST", json={"title": "x"}, headers={"Idempotency-Key": key[:255]})
+    assert response.status_code == 201
+
+
+# --- framing: over HTTP to the live server ----------------------------------------------------
+
+
+def test_missing_content_type_is_read_as_json(live_me: UserClient) -> None:
+    response = live_me.request("POST", content=b'{"title": "x"}')
     assert "content-type" not in response.request.headers
     assert response.status_code == 201
 
 
-def test_body_of_exactly_64_kib_is_read(client: httpx.Client, user: str) -> None:
+def test_body_of_exactly_64_kib_is_read(live_me: UserClient) -> None:
     body = b'{"title": "x"}'
     body = body + b" " * (65536 - len(body))
-    assert client.post(f"/api/{user}/tasks", content=body, headers=auth(user)).status_code == 201
+    assert live_me.request("POST", content=body).status_code == 201
 
 
-def test_body_over_64_kib_is_413(client: httpx.Client, user: str, task_url: str) -> None:
+def test_body_over_64_kib_is_413(live_me: UserClient) -> None:
+    task_id = live_me.create("original")["id"]
     body = b'{"title": "x"}' + b" " * 65536
-    _error(client.post(f"/api/{user}/tasks", content=body, headers=auth(user)), 413, "PAYLOAD_TOO_LARGE")
-    _error(client.put(task_url, content=body, headers=auth(user)), 413, "PAYLOAD_TOO_LARGE")
-    assert _count(client, user) == 1
+    assert_error(live_me.request("POST", content=body), 413, "PAYLOAD_TOO_LARGE")
+    assert_error(live_me.request("PUT", f"/{task_id}", content=body), 413, "PAYLOAD_TOO_LARGE")
+    assert live_me.count() == 1
+    assert live_me.task(task_id)["title"] == "original"
 
 
-def test_chunked_body_over_64_kib_is_413(client: httpx.Client, user: str) -> None:
+def test_chunked_body_over_64_kib_is_413(live_me: UserClient) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"title": "x", "description": "'
         for _ in range(80):
             yield b"y" * 1024
         yield b'"}'
 
-    response = client.post(f"/api/{user}/tasks", content=chunks(), headers=auth(user))
+    response = live_me.request("POST", content=chunks())
     assert "content-length" not in response.request.headers
-    _error(response, 413, "PAYLOAD_TOO_LARGE")
-    assert _count(client, user) == 0
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert live_me.count() == 0
 
 
-def test_order_413_before_415_before_400_before_422(client: httpx.Client, user: str) -> None:
-    url = f"/api/{user}/tasks"
-    big = b"{" + b" " * 70000
-    _error(
-        client.post(url, content=big, headers={**auth(user), "Content-Type": "text/plain"}),
-        413,
-        "PAYLOAD_TOO_LARGE",
-    )
-    _error(
-        client.post(url, content=b"{", headers={**auth(user), "Content-Type": "text/plain"}),
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-    )
-    _error(client.post(url, content=b"{", headers=auth(user)), 400, "BAD_REQUEST")
+def test_order_413_before_415_before_400_before_422(live_me: UserClient) -> None:
+    text = {"Content-Type": "text/plain"}
+    assert_error(live_me.request("POST", content=b"{" + b" " * 70000, headers=text), 413, "PAYLOAD_TOO_LARGE")
+    assert_error(live_me.request("POST", content=b"{", headers=text), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(live_me.request("POST", content=b"{"), 400, "BAD_REQUEST")
+    assert invalid_field(live_me.request("POST", json={"title": ""})) == "title"
 
 
-def test_validation_comes_before_the_task_lookup(client: httpx.Client, user: str) -> None:
-    unknown = f"/api/{user}/tasks/00000000-0000-7000-8000-000000000000"
-    assert _field(client.patch(unknown, json={}, headers=auth(user))) == "body"
-    assert client.patch(unknown, json={"title": "fine"}, headers=auth(user)).status_code == 404
-
-
-@pytest.mark.parametrize(
-    "key", ["k" * 256, "has space", "tab\there", "caf\u00e9"], ids=["long", "space", "tab", "latin1"]
-)
-def test_bad_idempotency_key_is_422(client: httpx.Client, user: str, key: str) -> None:
-    headers = [*auth(user).items(), ("Idempotency-Key", key.encode("latin-1"))]
-    response = client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=headers)
-    assert _field(response) == "Idempotency-Key"
-    assert _count(client, user) == 0
-
-
-def test_idempotency_key_of_255_visible_characters_is_accepted(client: httpx.Client, user: str) -> None:
-    key = "".join(chr(c) for c in range(0x21, 0x7F)) * 3
-    headers = {**auth(user), "Idempotency-Key": key[:255]}
-    assert client.post(f"/api/{user}/tasks", json={"title": "x"}, headers=headers).status_code == 201
+def test_the_validation_matrix_runs_on_the_app_the_live_server_serves(
+    me: UserClient, live_me: UserClient
+) -> None:
+    """The in-process client sees the same database and answers as the live one."""
+    created = me.create("seen by both")
+    assert live_me.task(created["id"]) == created
+    assert invalid_field(live_me.request("POST", json={"title": " "})) == "title"
+    _ = httpx  # the live client is an httpx.Client too
