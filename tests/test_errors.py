@@ -3,14 +3,26 @@ database answers 503."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
+import asyncpg
+import httpx
 import pytest
 from starlette.routing import Route
 
 from service.app import create_app
-from tests.support import Database, LiveServer, assert_statement_timeout, auth, settings_for
+from service.db import asyncpg_dsn
+from tests.support import (
+    Database,
+    LiveServer,
+    UserClient,
+    assert_error,
+    assert_statement_timeout,
+    auth,
+    settings_for,
+)
 
 
 def test_unexpected_error_is_500_without_internals(database: Database) -> None:
@@ -67,3 +79,29 @@ def test_statement_past_the_timeout_is_503_and_logged(
     assert "statement cancelled after 0.3s" in record.getMessage()
     assert "UPDATE tasks" in record.getMessage()
     assert user not in record.getMessage()
+
+
+def test_a_search_past_the_timeout_is_503_and_leaves_no_transaction_open(
+    make_server: Callable[..., LiveServer], database: Database, user: str
+) -> None:
+    """Searches run in a transaction of their own (for their plan): a cancel must end it cleanly."""
+    live = make_server(db_statement_timeout=0.3, pool_size=1)
+    with live.client() as client:
+        me = UserClient(client, user)
+        task = me.create("needle")
+
+        async def blocked_search() -> httpx.Response:
+            conn = await asyncpg.connect(asyncpg_dsn(database.url))
+            try:
+                async with conn.transaction():
+                    # Even readers wait behind this lock, for the few tenths of a second this takes.
+                    await conn.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+                    async with live.async_client() as blocked:
+                        return await blocked.get(me.tasks_url, params={"q": "needle"}, headers=me.headers)
+            finally:
+                await conn.close()
+
+        assert_error(asyncio.run(blocked_search()), 503, "SERVICE_UNAVAILABLE")
+        # The pool's one connection is usable again, outside any transaction.
+        assert me.ids(q="needle") == [task["id"]]
+        assert me.request("PATCH", f"/{task['id']}", json={"title": "needle 2"}).status_code == 200

@@ -479,7 +479,12 @@ def test_statement_timeout_holds_behind_pgbouncer(
 ) -> None:
     # PgBouncer forwards asyncpg's cancel request to the server connection the statement runs on.
     live = make_server(database_url=pgbouncer, statement_cache_size=0, pool_size=2, db_statement_timeout=0.3)
-    assert_statement_timeout(live, cluster_db, new_user())
+    user = new_user()
+    assert_statement_timeout(live, cluster_db, user)
+    # A search runs in a transaction of its own (SET LOCAL for its plan): fine in transaction mode.
+    with live.client() as client:
+        found = client.get(f"/api/{user}/tasks", params={"q": "later"}, headers=auth(user))
+    assert [t["title"] for t in found.json()["data"]] == ["later"]
 
 
 # --- outage and recovery ---------------------------------------------------------------------
