@@ -17,6 +17,7 @@ from service.conditional import etag, if_match_versions, none_match
 from service.cursors import CursorBinding, CursorCodec
 from service.errors import ValidationFailed
 from service.ids import uuid7
+from service.openapi import _TASK as EXAMPLE_TASK
 from service.schemas import ListQuery, TaskCreate
 from service.task_store import (
     CREATE,
@@ -28,7 +29,6 @@ from service.task_store import (
     SET_COMPLETED,
     SORTS,
     UPDATE,
-    StoredTask,
     like_pattern,
     list_query,
 )
@@ -110,18 +110,10 @@ def test_cursor_garbage_is_a_422_on_cursor(forged: str) -> None:
 
 @pytest.mark.parametrize("sort", list(SORTS))
 def test_positions_round_trip_through_their_sort(sort: str) -> None:
-    task = StoredTask.from_row(
-        [
-            A,
-            "Tïtle",
-            None,
-            False,
-            "alice",
-            datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
-            datetime(2026, 1, 2, tzinfo=UTC),
-            1,
-        ]
-    ).task
+    # The document's example task, so a field added to TaskRead needs no change here.
+    task = msgspec.structs.replace(
+        EXAMPLE_TASK, id=A, title="Tïtle", created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    )
     values = SORTS[sort].after_values(SORTS[sort].position(task))
     assert values[f"after_{len(values) - 1}"] == A
     assert values["after_0"] in (task.title, task.created_at, task.updated_at)
@@ -192,10 +184,10 @@ def test_read_query_refusals_name_the_rule(query: bytes, field: str, message: st
 
 
 def test_rules_come_from_the_meta() -> None:
-    assert rules(TaskCreate) == {
-        "title": "must be 1-200 characters after trimming white space, without NUL",
-        "description": "must be at most 2000 characters, without NUL",
-    }
+    found = rules(TaskCreate)
+    assert found["title"] == "must be 1-200 characters after trimming white space, without NUL"
+    assert found["description"] == "must be at most 2000 characters, without NUL"
+    assert rules(ListQuery)["limit"] == "must be an integer from 1 to 200"
 
 
 def test_create_trims_the_title_as_its_pattern_allows() -> None:
