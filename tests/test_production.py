@@ -478,7 +478,7 @@ def test_statement_timeout_holds_behind_pgbouncer(
     make_server: Callable[..., LiveServer], pgbouncer: str, cluster_db: str
 ) -> None:
     # PgBouncer forwards asyncpg's cancel request to the server connection the statement runs on.
-    live = make_server(database_url=pgbouncer, statement_cache_size=0, pool_size=2, db_statement_timeout=0.3)
+    live = make_server(database_url=pgbouncer, statement_cache_size=0, pool_size=2, db_statement_timeout=1.0)
     user = new_user()
     assert_statement_timeout(live, cluster_db, user)
     # A search runs in a transaction of its own (SET LOCAL for its plan): fine in transaction mode.
