@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, SmallInteger, Text, func, text
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, SmallInteger, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 _NOW = {"server_default": func.now()}
@@ -18,6 +19,10 @@ class User(SQLModel, table=True):
 
     id: str = Field(sa_type=Text, primary_key=True)
     created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
+    # How many tasks the user holds: kept by the statements that insert and delete tasks.
+    task_count: int = Field(sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
+    # The lowest integer part of the user's positions; a new first task counts it down.
+    position_head: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
 
 
 class Task(SQLModel, table=True):
@@ -34,6 +39,15 @@ class Task(SQLModel, table=True):
     version: int = Field(sa_column_kwargs={"server_default": text("1")})
     created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
     updated_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
+    due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # 0 none, 1 low, 2 medium, 3 high (schemas.PRIORITIES names them).
+    priority: int = Field(sa_type=SmallInteger, sa_column_kwargs={"server_default": text("0")})
+    tags: list[str] = Field(sa_type=ARRAY(Text), sa_column_kwargs={"server_default": text("'{}'")})
+    # The tags case-folded, one for one: what the tag filter and the stats compare.
+    tag_keys: list[str] = Field(sa_type=ARRAY(Text), sa_column_kwargs={"server_default": text("'{}'")})
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Byte order is the manual order (service/positions.py).
+    position: str = Field(sa_type=Text(collation="C"))
 
 
 class IdempotencyKey(SQLModel, table=True):

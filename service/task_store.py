@@ -44,6 +44,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import literal_column
 from sqlmodel import SQLModel
 
+from . import positions
 from .errors import invalid, unavailable
 from .models import IdempotencyKey, Task, User
 from .schemas import CURSOR_RULE, ListQuery, SortName, TaskCreate, TaskRead, TaskUpdate
@@ -145,13 +146,33 @@ def _bind_fields(schema: type[msgspec.Struct]) -> dict[str, Any]:
     return {name: _p(name, tasks.c[name].type) for name in schema.__struct_fields__}
 
 
-_new_user = insert(users).values(id=_p("user_id", Text)).on_conflict_do_nothing().cte("new_user")
-_insert_task = insert(tasks).values(
-    user_id=_p("user_id", Text),
-    id=_p("task_id"),
-    created_at=_p("now"),
-    updated_at=_p("now"),
-    **_bind_fields(TaskCreate),
+# The user's row counts their tasks and hands out the key of a new first task (positions.py): the
+# upsert locks that row, so concurrent creates of one user take distinct keys, one after another.
+_claim_slot = insert(users).values(
+    id=_p("user_id", Text), task_count=literal_column("1"), position_head=literal_column("-1")
+)
+_slot = (
+    _claim_slot.on_conflict_do_update(
+        index_elements=[users.c.id],
+        set_={
+            "task_count": users.c.task_count + literal_column("1"),
+            "position_head": users.c.position_head - literal_column("1"),
+        },
+    )
+    .returning(users.c.id, users.c.position_head)
+    .cte("slot")
+)
+_first_position = literal_column(positions.sql_int_key("slot.position_head"))
+_insert_task = insert(tasks).from_select(
+    ["user_id", "id", "created_at", "updated_at", "position", *TaskCreate.__struct_fields__],
+    select(
+        _slot.c.id,
+        _p("task_id", tasks.c.id.type),
+        _p("now", tasks.c.created_at.type),
+        _p("now", tasks.c.created_at.type),
+        _first_position,
+        *_bind_fields(TaskCreate).values(),
+    ),
 )
 _new_task = _insert_task.returning(*tasks.c).cte("new_task")
 # The replay of an Idempotency-Key is the row PostgreSQL returned, stored by the statement that
@@ -166,10 +187,14 @@ _complete_key = (
     .cte("completed_key")
 )
 
-CREATE = Query.of(_insert_task.returning(*RETURNED).add_cte(_new_user))
-CREATE_WITH_KEY = Query.of(
-    select(*(_new_task.c[c.name] for c in RETURNED)).add_cte(_new_user, _new_task, _complete_key)
-)
+
+def _completed_at(completed: ColumnElement[bool]) -> ColumnElement[Any]:
+    """When `completed` last became true: kept while it stays true (set to the same value), else cleared."""
+    return case((completed, func.coalesce(tasks.c.completed_at, _p("now"))), else_=None)
+
+
+CREATE = Query.of(_insert_task.returning(*RETURNED))
+CREATE_WITH_KEY = Query.of(select(*(_new_task.c[c.name] for c in RETURNED)).add_cte(_new_task, _complete_key))
 GET = Query.of(select(*RETURNED).where(*_OWNED))
 EXISTS = Query.of(select(tasks.c.version).where(*_OWNED))
 # Every field of TaskUpdate: set when given (`set_<name>`), else kept; null is a value (description).
@@ -181,6 +206,9 @@ UPDATE = Query.of(
             name: case((_p(f"set_{name}", Boolean), param), else_=tasks.c[name])
             for name, param in _bind_fields(TaskUpdate).items()
         },
+        completed_at=_completed_at(
+            case((_p("set_completed", Boolean), _p("completed", Boolean)), else_=tasks.c.completed)
+        ),
         **_BUMP,
     )
     .returning(*RETURNED)
@@ -188,10 +216,22 @@ UPDATE = Query.of(
 SET_COMPLETED = Query.of(
     update(tasks)
     .where(*_OWNED, _MATCHES)
-    .values(completed=func.coalesce(_p("completed", Boolean), ~tasks.c.completed), **_BUMP)
+    .values(
+        completed=func.coalesce(_p("completed", Boolean), ~tasks.c.completed),
+        completed_at=_completed_at(func.coalesce(_p("completed", Boolean), ~tasks.c.completed)),
+        **_BUMP,
+    )
     .returning(*RETURNED)
 )
-DELETE = Query.of(delete(tasks).where(*_OWNED, _MATCHES).returning(*RETURNED))
+_deleted = delete(tasks).where(*_OWNED, _MATCHES).returning(*RETURNED).cte("deleted")
+# The count goes down only for a row this statement deleted (a concurrent DELETE of it finds none).
+_uncount = (
+    update(users)
+    .where(users.c.id == _p("user_id", Text), select(_deleted.c.id).exists())
+    .values(task_count=users.c.task_count - literal_column("1"))
+    .cte("uncounted")
+)
+DELETE = Query.of(select(*(_deleted.c[c.name] for c in RETURNED)).add_cte(_uncount))
 
 _expired = keys.c.created_at < func.now() - literal_column(f"interval '{IDEMPOTENCY_TTL_HOURS} hours'")
 _abandoned = keys.c.status.is_(None) & (

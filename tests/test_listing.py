@@ -247,13 +247,15 @@ def big_database(pg_admin_url: str) -> Database:
         try:
             await conn.execute(
                 """INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 100) g;
-                   INSERT INTO tasks (user_id, id, title, created_at, updated_at)
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at, position)
                    SELECT 'user-' || (g % 10 + 1), gen_random_uuid(), 'task ' || g,
-                          now() - g * interval '1 second', now() - g * interval '1 second'
+                          now() - g * interval '1 second', now() - g * interval '1 second',
+                          lpad(to_hex(g + 140737488355328), 12, '0')
                    FROM generate_series(1, 100000) g;
-                   INSERT INTO tasks (user_id, id, title, created_at, updated_at)
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at, position)
                    SELECT 'user-0', gen_random_uuid(), 'mine ' || g,
-                          now() - g * interval '1 second', now() - g * interval '1 second'
+                          now() - g * interval '1 second', now() - g * interval '1 second',
+                          lpad(to_hex(g + 140737488355328), 12, '0')
                    FROM generate_series(1, 10000) g;
                    ANALYZE tasks;"""
             )

@@ -18,6 +18,8 @@ PG_TYPES = {
     "UUID": "uuid",
     "BOOLEAN": "boolean",
     "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "TEXT[]": "ARRAY",
     "SMALLINT": "smallint",
     "BYTEA": "bytea",
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
@@ -30,12 +32,19 @@ def test_models_match_the_migrated_schema(database: Database, model: type) -> No
 
     table = model.__table__  # type: ignore[attr-defined]
     rows = database.query(
-        "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = $1",
+        """SELECT column_name, data_type, is_nullable, collation_name
+           FROM information_schema.columns WHERE table_name = $1""",
         table.name,
     )
-    actual = {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES") for r in rows}
+    actual = {
+        r["column_name"]: (r["data_type"], r["is_nullable"] == "YES", r["collation_name"]) for r in rows
+    }
     expected = {
-        c.name: (PG_TYPES[c.type.compile(dialect=postgresql.dialect())], bool(c.nullable))
+        c.name: (
+            PG_TYPES[c.type.compile(dialect=postgresql.dialect()).split(" COLLATE ")[0]],
+            bool(c.nullable),
+            getattr(c.type, "collation", None),
+        )
         for c in table.columns
     }
     assert actual == expected

@@ -40,11 +40,16 @@ async def prepare(admin_url: str, users: int, tasks: int) -> str:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(
-            """INSERT INTO users (id) SELECT 'load-user-' || lpad(u::text, 5, '0') FROM generate_series(0, $1 - 1) u;
-               INSERT INTO tasks (user_id, id, title, description, completed, created_at, updated_at)
+            # Positions newest first (service/positions.py's int_key(t)), with the users' counters to match.
+            """INSERT INTO users (id, task_count, position_head)
+               SELECT 'load-user-' || lpad(u::text, 5, '0'), $2, 1 FROM generate_series(0, $1 - 1) u;
+               INSERT INTO tasks (user_id, id, title, description, completed, completed_at, created_at,
+                                  updated_at, position)
                SELECT 'load-user-' || lpad(u::text, 5, '0'), gen_random_uuid(), 'seeded task ' || t,
                       CASE WHEN t % 3 = 0 THEN 'with a description' END, t % 4 = 0,
-                      now() - t * interval '1 minute', now() - t * interval '1 minute'
+                      CASE WHEN t % 4 = 0 THEN now() - t * interval '1 minute' END,
+                      now() - t * interval '1 minute', now() - t * interval '1 minute',
+                      lpad(to_hex(t + 140737488355328), 12, '0')
                FROM generate_series(0, $1 - 1) u, generate_series(1, $2) t;
                ANALYZE;""".replace("$1", str(users)).replace("$2", str(tasks))
         )
