@@ -1,0 +1,315 @@
+"""CONTRACT §8 listing: sorts by due date, priority and position, the new filters, and their cursors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from tests.support import Database, LiveServer, auth, create_database, new_user
+
+PRIORITIES = ["none", "low", "medium", "high"]
+NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
+
+
+def _create(client: httpx.Client, user: str, title: str = "t", **body: object) -> dict:
+    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def _list(client: httpx.Client, user: str, params: object = None) -> httpx.Response:
+    return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))  # type: ignore[arg-type]
+
+
+def _walk(client: httpx.Client, user: str, params: list[tuple[str, str]]) -> Iterator[list[dict]]:
+    cursor = None
+    while True:
+        query = params if cursor is None else [*params, ("cursor", cursor)]
+        response = _list(client, user, query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        yield body["data"]
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return
+
+
+def _all(client: httpx.Client, user: str, *params: tuple[str, str], limit: int = 3) -> list[dict]:
+    return [t for page in _walk(client, user, [*params, ("limit", str(limit))]) for t in page]
+
+
+def _field(response: httpx.Response) -> str:
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    return response.json()["error"]["details"][0]["field"]
+
+
+def _at(days: float) -> str:
+    return (datetime(2026, 12, 1, tzinfo=UTC) + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def mixed(client: httpx.Client, user: str) -> list[dict]:
+    """Tasks with and without due dates (some equal), of every priority, with tags."""
+    rng = random.Random(3)
+    tasks = []
+    for i in range(24):
+        body: dict[str, object] = {
+            "priority": PRIORITIES[i % 4],
+            "tags": rng.sample(["Work", "home", "q4", "x"], i % 3),
+        }
+        if i % 3:
+            body["due_at"] = _at(rng.choice([-2, -1, 0, 0, 1, 3, 10]))
+        tasks.append(_create(client, user, f"t{i}", **body))
+    return tasks
+
+
+def _due_key(task: dict, descending: bool) -> tuple:
+    due = task["due_at"]
+    missing = due is None
+    value = datetime.fromisoformat(due).timestamp() if due else 0.0
+    return (missing, -value if descending else value)
+
+
+@pytest.mark.parametrize("sort", ["due_at", "-due_at"])
+def test_due_sorts_put_missing_due_dates_last_both_ways_ties_by_id(
+    client: httpx.Client, user: str, mixed: list[dict], sort: str
+) -> None:
+    descending = sort.startswith("-")
+    listed = _all(client, user, ("sort", sort))
+    expected = sorted(mixed, key=lambda t: t["id"], reverse=descending)
+    expected = sorted(expected, key=lambda t: _due_key(t, descending))
+    assert [t["id"] for t in listed] == [t["id"] for t in expected]
+    assert listed[-1]["due_at"] is None
+    assert listed[0]["due_at"] is not None
+
+
+@pytest.mark.parametrize("sort", ["priority", "-priority"])
+def test_priority_sorts_by_rank_then_created_at_then_id(
+    client: httpx.Client, user: str, mixed: list[dict], sort: str
+) -> None:
+    descending = sort.startswith("-")
+    listed = _all(client, user, ("sort", sort))
+    expected = sorted(
+        mixed, key=lambda t: (PRIORITIES.index(t["priority"]), t["created_at"], t["id"]), reverse=descending
+    )
+    assert [t["id"] for t in listed] == [t["id"] for t in expected]
+    assert listed[0]["priority"] == ("high" if descending else "none")
+
+
+def test_position_sort_is_the_manual_order(client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    listed = _all(client, user, ("sort", "position"))
+    assert [t["id"] for t in listed] == [t["id"] for t in reversed(mixed)]
+    keys = [t["position"].encode() for t in listed]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("priority", PRIORITIES)
+def test_priority_filter(client: httpx.Client, user: str, mixed: list[dict], priority: str) -> None:
+    listed = _all(client, user, ("priority", priority))
+    assert {t["id"] for t in listed} == {t["id"] for t in mixed if t["priority"] == priority}
+    assert listed
+
+
+def test_tag_filter_is_case_insensitive_and_every_tag_must_be_present(
+    client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
+    def having(*tags: str) -> set[str]:
+        return {
+            t["id"] for t in mixed if all(x.casefold() in [y.casefold() for y in t["tags"]] for x in tags)
+        }
+
+    assert {t["id"] for t in _all(client, user, ("tag", "work"))} == having("work") != set()
+    assert {t["id"] for t in _all(client, user, ("tag", "WORK"))} == having("work")
+    both = _all(client, user, ("tag", "Work"), ("tag", "home"))
+    assert {t["id"] for t in both} == having("work", "home") != set()
+    assert _all(client, user, ("tag", "nope")) == []
+    assert _all(client, user, ("tag", "work"), ("tag", "nope")) == []
+
+
+def test_tag_filter_matches_whole_tags_only(client: httpx.Client, user: str) -> None:
+    task = _create(client, user, tags=["homework"])
+    assert _all(client, user, ("tag", "home")) == []
+    assert [t["id"] for t in _all(client, user, ("tag", "HomeWork"))] == [task["id"]]
+    assert [t["id"] for t in _all(client, user, ("tag", " homework "))] == [task["id"]]
+
+
+def test_due_filters_min_inclusive_max_exclusive(client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    low, high = _at(0), _at(3)
+
+    def between(lo: str | None, hi: str | None) -> set[str]:
+        out = set()
+        for t in mixed:
+            if t["due_at"] is None:
+                continue
+            due = datetime.fromisoformat(t["due_at"])
+            if (lo is None or due >= datetime.fromisoformat(lo)) and (
+                hi is None or due < datetime.fromisoformat(hi)
+            ):
+                out.add(t["id"])
+        return out
+
+    assert {t["id"] for t in _all(client, user, ("due_min", low))} == between(low, None)
+    assert {t["id"] for t in _all(client, user, ("due_max", high))} == between(None, high)
+    got = {t["id"] for t in _all(client, user, ("due_min", low), ("due_max", high))}
+    assert got == between(low, high)
+    # Exactly at due_min is in; exactly at due_max is out.
+    at_low = {t["id"] for t in mixed if t["due_at"] == low}
+    assert at_low
+    assert at_low <= got
+    assert not at_low & {t["id"] for t in _all(client, user, ("due_max", low))}
+
+
+def test_due_filters_honour_offsets(client: httpx.Client, user: str) -> None:
+    task = _create(client, user, due_at="2026-12-01T09:00:00Z")
+    assert [t["id"] for t in _all(client, user, ("due_min", "2026-12-01T10:00:00+01:00"))] == [task["id"]]
+    assert _all(client, user, ("due_min", "2026-12-01T10:00:01+01:00")) == []
+    assert _all(client, user, ("due_max", "2026-12-01T04:00:00-05:00")) == []
+
+
+def test_tasks_without_due_at_never_match_a_due_filter(client: httpx.Client, user: str) -> None:
+    _create(client, user)
+    assert _all(client, user, ("due_min", "1000-01-01T00:00:00Z")) == []
+    assert _all(client, user, ("due_max", "9998-01-01T00:00:00Z")) == []
+
+
+def test_filters_combine_with_each_other_and_v1_filters(
+    client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
+    params = [
+        ("priority", "high"),
+        ("tag", "home"),
+        ("completed", "false"),
+        ("due_min", _at(-5)),
+        ("sort", "due_at"),
+    ]
+    listed = _all(client, user, *params)
+    expected = [
+        t for t in mixed if t["priority"] == "high" and "home" in t["tags"] and t["due_at"] is not None
+    ]
+    assert {t["id"] for t in listed} == {t["id"] for t in expected}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ([("priority", "urgent")], "priority"),
+        ([("priority", "HIGH")], "priority"),
+        ([("priority", "")], "priority"),
+        ([("priority", "low"), ("priority", "high")], "priority"),
+        ([("tag", "")], "tag"),
+        ([("tag", "   ")], "tag"),
+        ([("tag", "x" * 33)], "tag"),
+        ([("tag", "a\x00")], "tag"),
+        ([("tag", f"t{i}") for i in range(21)], "tag"),
+        ([("due_min", "2026-12-01T09:00:00")], "due_min"),
+        ([("due_min", "2026-12-01")], "due_min"),
+        ([("due_max", "soon")], "due_max"),
+        ([("due_max", "")], "due_max"),
+        ([("due_min", "2026-12-01T09:00:00Z"), ("due_min", "2026-12-02T09:00:00Z")], "due_min"),
+        ([("sort", "-position")], "sort"),
+        ([("sort", "due")], "sort"),
+        ([("sort", "+priority")], "sort"),
+    ],
+)
+def test_bad_new_parameters_are_422(client: httpx.Client, user: str, params: list, field: str) -> None:
+    assert _field(_list(client, user, params)) == field
+
+
+def _first_cursor(client: httpx.Client, user: str, params: list[tuple[str, str]]) -> str:
+    cursor = _list(client, user, [*params, ("limit", "1")]).json()["meta"]["next_cursor"]
+    assert cursor
+    return cursor
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ([("priority", "high")], [("priority", "low")]),
+        ([("priority", "high")], []),
+        ([("tag", "work")], [("tag", "home")]),
+        ([("tag", "work")], [("tag", "work"), ("tag", "home")]),
+        ([("due_min", _at(-5))], [("due_min", _at(-4))]),
+        ([("due_max", _at(50))], [("due_max", _at(51))]),
+        ([("due_max", _at(50))], [("due_min", _at(-5))]),
+        ([("sort", "due_at")], [("sort", "-due_at")]),
+        ([("sort", "priority")], [("sort", "-priority")]),
+        ([("sort", "position")], [("sort", "created_at")]),
+    ],
+)
+def test_a_cursor_is_bound_to_every_filter_and_the_sort(
+    client: httpx.Client, user: str, mixed: list[dict], first: list, then: list
+) -> None:
+    cursor = _first_cursor(client, user, first)
+    assert _field(_list(client, user, [*then, ("cursor", cursor)])) == "cursor"
+    assert _list(client, user, [*first, ("cursor", cursor)]).status_code == 200
+
+
+def test_equivalent_tag_filters_share_cursors(client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    cursor = _first_cursor(client, user, [("tag", "x"), ("tag", "home")])
+    assert _list(client, user, [("tag", "HOME"), ("tag", "x"), ("cursor", cursor)]).status_code == 200
+
+
+@pytest.mark.parametrize("sort", NEW_SORTS)
+def test_each_new_sort_pages_every_task_exactly_once_while_another_client_writes(
+    server: LiveServer, sort: str
+) -> None:
+    user = new_user()
+    rng = random.Random(sort)
+
+    def body() -> dict[str, object]:
+        due = {"due_at": _at(rng.randrange(-20, 20))} if rng.random() < 0.7 else {}
+        return {"priority": rng.choice(PRIORITIES), **due}
+
+    with server.client() as client:
+        originals = [_create(client, user, f"t{i}", **body()) for i in range(80)]
+        doomed = {t["id"] for t in rng.sample(originals, 15)}
+        stop = threading.Event()
+
+        def churn() -> None:
+            with server.client() as other:
+                pending = list(doomed)
+                while not stop.is_set():
+                    _create(other, user, "new", **body())
+                    if pending:
+                        other.delete(f"/api/{user}/tasks/{pending.pop()}", headers=auth(user))
+
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            seen = [t["id"] for page in _walk(client, user, [("sort", sort), ("limit", "6")]) for t in page]
+        finally:
+            stop.set()
+            writer.join()
+    assert len(seen) == len(set(seen)), "a task appeared twice"
+    survivors = {t["id"] for t in originals} - doomed
+    assert survivors <= set(seen), "a surviving task was skipped"
+
+
+@pytest.fixture(scope="module")
+def big_database(pg_admin_url: str) -> Database:
+    """10,000 tasks of one user among 100,000 of ten others, with every new field spread out."""
+    url = asyncio.run(create_database(pg_admin_url, "explain_v2"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+    db.query("""INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 10) g""")
+    db.query(
+        """INSERT INTO tasks (user_id, id, title, created_at, updated_at, due_at, priority, tags, tag_keys, position)
+           SELECT CASE WHEN g <= 10000 THEN 'user-0' ELSE 'user-' || (g % 10 + 1) END,
+                  gen_random_uuid(), 'task ' || g,
+                  now() - g * interval '1 second', now() - g * interval '1 second',
+                  CASE WHEN g % 4 <> 0 THEN now() + (g % 1000) * interval '1 hour' END,
+                  g % 4, ARRAY['tag' || (g % 7)], ARRAY['tag' || (g % 7)],
+                  lpad(to_hex(g + 140737488355328), 12, '0')
+           FROM generate_series(1, 110000) g"""
+    )
+    db.query("ANALYZE tasks")
+    return db
