@@ -136,7 +136,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         pool = await create_pool(settings)
-        store = TaskStore(pool, settings.db_acquire_timeout, settings.db_statement_timeout)
+        store = TaskStore(
+            pool, settings.db_acquire_timeout, settings.db_statement_timeout, settings.max_tasks_per_user
+        )
         schema = SchemaState(pool, expected_migrations)
         await schema.check_at_start()
         purger = asyncio.create_task(_purge_expired_keys(store))

@@ -54,7 +54,9 @@ class Conflict(ApiError):
 
 
 class QuotaExceeded(ApiError):
-    status, code, message = 409, "QUOTA_EXCEEDED", "The task quota is reached"
+    """A 409 of its own code: the user holds MAX_TASKS_PER_USER tasks already."""
+
+    status, code, message = 409, "QUOTA_EXCEEDED", "You already hold the most tasks allowed"
 
 
 class SyncExpired(ApiError):

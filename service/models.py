@@ -6,8 +6,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, SmallInteger, Text, func, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, ENUM
 from sqlmodel import Field, SQLModel
+
+from .schemas import PRIORITIES
 
 _NOW = {"server_default": func.now()}
 
@@ -40,8 +42,11 @@ class Task(SQLModel, table=True):
     created_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
     updated_at: datetime = Field(sa_type=DateTime(timezone=True), sa_column_kwargs=_NOW)
     due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    # 0 none, 1 low, 2 medium, 3 high (schemas.PRIORITIES names them).
-    priority: int = Field(sa_type=SmallInteger, sa_column_kwargs={"server_default": text("0")})
+    # An enum type: its values sort by rank.
+    priority: str = Field(
+        sa_type=ENUM(*PRIORITIES, name="task_priority", create_type=False),
+        sa_column_kwargs={"server_default": text("'none'")},
+    )
     tags: list[str] = Field(sa_type=ARRAY(Text), sa_column_kwargs={"server_default": text("'{}'")})
     # The tags case-folded, one for one: what the tag filter and the stats compare.
     tag_keys: list[str] = Field(sa_type=ARRAY(Text), sa_column_kwargs={"server_default": text("'{}'")})

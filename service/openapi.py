@@ -18,6 +18,9 @@ from .errors import BY_STATUS, error_codes
 from .idempotency import IDEMPOTENCY_KEY_PATTERN
 from .limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from .schemas import (
+    ClearCompleted,
+    Cleared,
+    ClearedEnvelope,
     ErrorBody,
     ErrorEnvelope,
     FieldError,
@@ -27,11 +30,15 @@ from .schemas import (
     ListMeta,
     ListQuery,
     ResponseMeta,
+    StatsEnvelope,
+    TagCount,
     TaskComplete,
     TaskCreate,
     TaskEnvelope,
     TaskListEnvelope,
+    TaskMove,
     TaskRead,
+    TaskStats,
     TaskUpdate,
 )
 
@@ -40,12 +47,18 @@ REF = "#/components/schemas/{name}"
 
 # Every body and response is one of these: the same types the handlers encode and decode.
 NonEmptyTaskUpdate = Annotated[TaskUpdate, msgspec.Meta(extra_json_schema={"minProperties": 1})]
+# Exactly one of before and after (it takes no other property).
+OneAnchorMove = Annotated[TaskMove, msgspec.Meta(extra_json_schema={"minProperties": 1, "maxProperties": 1})]
 _TYPES: list[Any] = [
     TaskCreate,
     NonEmptyTaskUpdate,
     TaskComplete,
+    OneAnchorMove,
+    ClearCompleted,
     TaskEnvelope,
     TaskListEnvelope,
+    StatsEnvelope,
+    ClearedEnvelope,
     HealthEnvelope,
     ErrorEnvelope,
     IndexEnvelope,
@@ -56,7 +69,8 @@ _ERROR_TEXT = {
     401: "No valid bearer token",
     403: "The path names another user",
     404: "No such task (or it belongs to someone else)",
-    409: "Idempotency-Key reused with another body, or its first request is still running",
+    409: "Idempotency-Key reused with another body, or its first request is still running (`CONFLICT`); "
+    "the user holds MAX_TASKS_PER_USER tasks already (`QUOTA_EXCEEDED`)",
     412: "If-Match does not match the task's current ETag",
     413: f"The body is larger than {MAX_BODY_BYTES:,} bytes",
     414: f"The URL is longer than {MAX_URL_BYTES:,} bytes",
@@ -149,11 +163,31 @@ _TASK = TaskRead(
     user_id="user_2xKq9mZ",
     created_at=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
     updated_at=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
+    due_at=datetime(2026, 1, 20, 17, 0, tzinfo=UTC),
+    priority="medium",
+    tags=["groceries"],
+    completed_at=None,
+    position="7fffffffffff",
 )
 _RENAMED = msgspec.structs.replace(
     _TASK, title="Buy oat milk", updated_at=datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
 )
-_DONE = msgspec.structs.replace(_TASK, completed=True, updated_at=datetime(2026, 1, 15, 18, 0, tzinfo=UTC))
+_DONE = msgspec.structs.replace(
+    _TASK,
+    completed=True,
+    updated_at=datetime(2026, 1, 15, 18, 0, tzinfo=UTC),
+    completed_at=datetime(2026, 1, 15, 18, 0, tzinfo=UTC),
+)
+_MOVED = msgspec.structs.replace(
+    _TASK, position="7fffffffffffV", updated_at=datetime(2026, 1, 15, 11, 0, tzinfo=UTC)
+)
+_STATS = TaskStats(
+    total=12,
+    active=9,
+    completed=3,
+    overdue=2,
+    tags=[TagCount("work", 5), TagCount("groceries", 2)],
+)
 _OK_EXAMPLES: dict[str, msgspec.Struct] = {
     "index": IndexEnvelope(docs.INDEX, _META),
     "healthz": HealthEnvelope(Health(status="ok"), _META),
@@ -165,12 +199,23 @@ _OK_EXAMPLES: dict[str, msgspec.Struct] = {
     "updateTask": TaskEnvelope(_RENAMED, _META),
     "deleteTask": TaskEnvelope(_TASK, _META),
     "completeTask": TaskEnvelope(_DONE, _META),
+    "moveTask": TaskEnvelope(_MOVED, _META),
+    "taskStats": StatsEnvelope(_STATS, _META),
+    "clearCompleted": ClearedEnvelope(Cleared(deleted=3), _META),
 }
 _BODY_EXAMPLES: dict[str, msgspec.Struct] = {
-    "createTask": TaskCreate(title="Buy milk", description="2 litres, semi-skimmed"),
+    "createTask": TaskCreate(
+        title="Buy milk",
+        description="2 litres, semi-skimmed",
+        due_at=datetime(2026, 1, 20, 17, 0, tzinfo=UTC),
+        priority="medium",
+        tags=["groceries"],
+    ),
     "replaceTask": TaskUpdate(title="Buy oat milk"),
     "updateTask": TaskUpdate(title="Buy oat milk"),
     "completeTask": TaskComplete(completed=True),
+    "moveTask": TaskMove(after=uuid.UUID("01934f2e-6b00-7a11-8c3d-1e2f3a4b5c6d")),
+    "clearCompleted": ClearCompleted(),
 }
 
 
@@ -215,7 +260,7 @@ _TASK_LINKS = {
         "operationId": f"{verb}Task",
         "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/data/id"},
     }
-    for verb in ("get", "replace", "update", "complete", "delete")
+    for verb in ("get", "replace", "update", "complete", "move", "delete")
 }
 
 
@@ -336,6 +381,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body_required=False,
         parameters=[IF_MATCH],
         ok_headers=_TASK_HEADERS,
+    ),
+    ("post", "/api/{user_id}/tasks/{task_id}/move"): Operation(
+        "moveTask",
+        "Place a task right before or after another of one's tasks (the manual order, sort=position)",
+        200,
+        TaskEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS, 404, 409, 412),
+        body=OneAnchorMove,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    ),
+    ("get", "/api/{user_id}/tasks/stats"): Operation(
+        "taskStats",
+        "Count one's tasks: total, active, completed, overdue, and tags",
+        200,
+        StatsEnvelope,
+        _API_ERRORS,
+    ),
+    ("post", "/api/{user_id}/tasks/clear-completed"): Operation(
+        "clearCompleted",
+        "Delete every completed task, in one transaction",
+        200,
+        ClearedEnvelope,
+        (*_API_ERRORS, *_BODY_ERRORS),
+        body=ClearCompleted,
+        body_required=False,
     ),
 }
 

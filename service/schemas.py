@@ -7,8 +7,8 @@ it, and its `extra["rule"]` is the message a client reads when a value breaks it
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -19,6 +19,14 @@ QUERY_TEXT_MAX = 200
 LIMIT_MAX = 200
 LIMIT_DEFAULT = 50
 CURSOR_RULE = "is not a cursor this listing gave out with these parameters"
+TAG_MAX = 32
+TAGS_MAX = 20
+STATS_TAGS_MAX = 100
+# Due dates far from any real one, and clear of the ends of PostgreSQL's range, which the driver
+# reads and writes as -infinity and +infinity.
+DUE_FIRST = datetime(1000, 1, 1, tzinfo=UTC)
+DUE_END = datetime(9999, 1, 1, tzinfo=UTC)
+DUE_RULE = "must be an RFC 3339 timestamp with an offset (Z or +hh:mm), from the year 1000 to 9998"
 # What "trimming" strips: ECMAScript's white space and line terminators, so the title's pattern
 # below means the same to a JSON Schema validator in any language as to this service.
 WHITESPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -27,6 +35,8 @@ _TEXT = _WS[:-1].replace("[", "[^", 1) + "\\u0000]"
 # A title is its (trimmed) 1-200 characters, with any white space around them; never NUL.
 TITLE_PATTERN = f"^{_WS}*{_TEXT}(?:[^\\u0000]{{0,{TITLE_MAX - 2}}}{_TEXT})?{_WS}*$"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+# A tag likewise: its (trimmed) 1-32 characters, with any white space around them; never NUL.
+TAG_PATTERN = f"^{_WS}*{_TEXT}(?:[^\\u0000]{{0,{TAG_MAX - 2}}}{_TEXT})?{_WS}*$"
 
 Title = Annotated[
     str,
@@ -49,11 +59,85 @@ Description = Annotated[
     ),
 ]
 TaskId = Annotated[uuid.UUID, Meta(description="UUIDv7, lower case")]
+# Numbers in the database (an enum type) in this order, so sorting by priority is sorting by rank.
+Priority = Literal["none", "low", "medium", "high"]
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+TaskPriority = Annotated[Priority, Meta(description="none, low, medium or high")]
+Tag = Annotated[
+    str,
+    Meta(
+        pattern=TAG_PATTERN,
+        description="1-32 characters after trimming white space; no NUL",
+        examples=["work"],
+    ),
+]
+Tags = Annotated[
+    list[Tag],
+    Meta(
+        max_length=TAGS_MAX,
+        description="At most 20, each trimmed; duplicates (compared case-insensitively) collapse to "
+        "the first spelling; order as sent",
+        examples=[["work", "q4"]],
+        extra={
+            "rule": f"must be at most {TAGS_MAX} tags, each 1-{TAG_MAX} characters after trimming "
+            "white space, without NUL"
+        },
+    ),
+]
+DueAt = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 with an offset (`Z` or `±hh:mm`); returned in UTC",
+        examples=["2026-01-20T17:00:00Z"],
+        extra={"rule": DUE_RULE},
+    ),
+]
+TaskAnchor = Annotated[
+    uuid.UUID,
+    Meta(
+        description="Another of the user's tasks", extra={"rule": "must be the id of another of your tasks"}
+    ),
+]
 
 
 def trimmed(text: str) -> str:
-    """A title as stored: without the white space the title's pattern allows around it."""
+    """A title or tag as stored: without the white space its pattern allows around it."""
     return text.strip(WHITESPACE)
+
+
+def broken(field: str) -> ValueError:
+    """A rule no `Meta` can state, broken in `__post_init__`: worded like msgspec's own errors, so
+    the 422 names `field` and gives its rule."""
+    return ValueError(f"Invalid value - at `$.{field}`")
+
+
+def in_utc(value: datetime, field: str, *, due: bool = True) -> datetime:
+    """`value` in UTC; with `due`, only inside the due dates' range."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range
+        raise broken(field) from None
+    if due and not DUE_FIRST <= utc < DUE_END:
+        raise broken(field)
+    return utc
+
+
+def unique_tags(tags: list[str]) -> list[str]:
+    """Trimmed, and each spelling of a tag after its first (compared case-insensitively) dropped."""
+    seen: set[str] = set()
+    kept = []
+    for tag in map(trimmed, tags):
+        key = tag.casefold()
+        if key not in seen:
+            seen.add(key)
+            kept.append(tag)
+    return kept
+
+
+def tag_keys(tags: list[str]) -> list[str]:
+    """What tags are compared by: Unicode case folding (Straße = STRASSE), the same in every database."""
+    return [tag.casefold() for tag in tags]
 
 
 class TaskCreate(Struct, forbid_unknown_fields=True):
@@ -61,9 +145,15 @@ class TaskCreate(Struct, forbid_unknown_fields=True):
 
     title: Title
     description: Description | None = None
+    due_at: DueAt | None = None
+    priority: TaskPriority = "none"
+    tags: Tags = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.title = trimmed(self.title)
+        if self.due_at is not None:
+            self.due_at = in_utc(self.due_at, "due_at")
+        self.tags = unique_tags(self.tags)
 
 
 class TaskUpdate(Struct, forbid_unknown_fields=True):
@@ -72,16 +162,38 @@ class TaskUpdate(Struct, forbid_unknown_fields=True):
     title: Title | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
     completed: bool | UnsetType = UNSET
+    due_at: DueAt | UnsetType | None = UNSET
+    priority: TaskPriority | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         if not isinstance(self.title, UnsetType):
             self.title = trimmed(self.title)
+        if isinstance(self.due_at, datetime):
+            self.due_at = in_utc(self.due_at, "due_at")
+        if not isinstance(self.tags, UnsetType):
+            self.tags = unique_tags(self.tags)
 
 
 class TaskComplete(Struct, forbid_unknown_fields=True):
     """Optional body of PATCH .../complete: absent `completed` toggles."""
 
     completed: bool | UnsetType = UNSET
+
+
+class TaskMove(Struct, forbid_unknown_fields=True):
+    """Body of POST .../move: exactly one of `before` and `after`."""
+
+    before: TaskAnchor | UnsetType = UNSET
+    after: TaskAnchor | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if (self.before is UNSET) == (self.after is UNSET):
+            raise ValueError("must have exactly one of before, after")
+
+
+class ClearCompleted(Struct, forbid_unknown_fields=True):
+    """Optional body of POST .../clear-completed: nothing, or `{}`."""
 
 
 class TaskRead(Struct):
@@ -94,10 +206,39 @@ class TaskRead(Struct):
     user_id: str
     created_at: datetime
     updated_at: datetime
+    due_at: datetime | None
+    priority: Priority
+    tags: list[str]
+    completed_at: Annotated[
+        datetime | None, Meta(description="When `completed` last became true; null while not completed")
+    ]
+    position: Annotated[
+        str, Meta(description="The place in the manual order: opaque, compare as byte strings")
+    ]
 
 
 # The listing's orders; the store keeps one index-served Sort for each (a test checks they agree).
-SortName = Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
+SortName = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "title",
+    "-title",
+    "due_at",
+    "-due_at",
+    "priority",
+    "-priority",
+    "position",
+]
+DueBound = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 with an offset",
+        extra={"rule": "must be an RFC 3339 timestamp with an offset (Z or +hh:mm)"},
+    ),
+]
 
 
 class ListQuery(Struct, forbid_unknown_fields=False):
@@ -123,7 +264,36 @@ class ListQuery(Struct, forbid_unknown_fields=False):
         ]
         | UnsetType
     ) = UNSET
-    sort: Annotated[SortName, Meta(description="Order; ties go by id")] = "-created_at"
+    priority: TaskPriority | UnsetType = UNSET
+    tag: (
+        Annotated[
+            list[Tag],
+            Meta(
+                max_length=TAGS_MAX,
+                description="Repeatable: tasks having every one of these tags (compared case-insensitively)",
+                extra={
+                    "rule": f"must be at most {TAGS_MAX} tags, each 1-{TAG_MAX} characters after trimming "
+                    "white space, without NUL"
+                },
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    due_min: (
+        Annotated[DueBound, Meta(description="Due at or after this (tasks without due_at never match)")]
+        | UnsetType
+    ) = UNSET
+    due_max: (
+        Annotated[DueBound, Meta(description="Due before this (tasks without due_at never match)")]
+        | UnsetType
+    ) = UNSET
+    sort: Annotated[
+        SortName,
+        Meta(
+            description="Order; ties go by id. due_at and -due_at put tasks without one last; priority "
+            "ranks none < low < medium < high, ties by created_at; position is the manual order"
+        ),
+    ] = "-created_at"
     limit: Annotated[
         int,
         Meta(
@@ -144,6 +314,37 @@ class ListQuery(Struct, forbid_unknown_fields=False):
         ]
         | UnsetType
     ) = UNSET
+
+    def __post_init__(self) -> None:
+        # Normalised, so equivalent queries share their cursors (a cursor is bound to the query).
+        if not isinstance(self.tag, UnsetType):
+            self.tag = sorted(set(tag_keys([trimmed(tag) for tag in self.tag])))
+        if not isinstance(self.due_min, UnsetType):
+            self.due_min = in_utc(self.due_min, "due_min", due=False)
+        if not isinstance(self.due_max, UnsetType):
+            self.due_max = in_utc(self.due_max, "due_max", due=False)
+
+
+class TagCount(Struct):
+    name: str
+    count: int
+
+
+class TaskStats(Struct):
+    """The user's tasks counted: `active` = not completed, `overdue` = active and due before now."""
+
+    total: int
+    active: int
+    completed: int
+    overdue: int
+    tags: Annotated[
+        list[TagCount],
+        Meta(description="Tags of active tasks, most used first, then by name; at most 100"),
+    ]
+
+
+class Cleared(Struct):
+    deleted: int
 
 
 class ResponseMeta(Struct):
@@ -173,6 +374,18 @@ class TaskEnvelope(Struct):
     """A response with one task (a success has no `error` key)."""
 
     data: TaskRead
+    meta: ResponseMeta
+
+
+class StatsEnvelope(Struct):
+    data: TaskStats
+    meta: ResponseMeta
+
+
+class ClearedEnvelope(Struct):
+    """How many completed tasks were deleted."""
+
+    data: Cleared
     meta: ResponseMeta
 
 

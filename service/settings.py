@@ -62,6 +62,7 @@ class Settings:
     head_timeout: float = 5.0
     max_connections: int = 1000
     max_inflight_per_user: int = 8
+    max_tasks_per_user: int = 100_000
 
     def __post_init__(self) -> None:
         if self.better_auth_secret is None and self.jwks_url is None:
@@ -185,6 +186,7 @@ class Settings:
             head_timeout=reader.number("HEAD_TIMEOUT_SECONDS", float, 5.0, low=0.1, high=300),
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
+            max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),
         )
 
 

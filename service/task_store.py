@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import any_ as sql_any
 from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, ColumnElement, delete, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -45,9 +46,28 @@ from sqlalchemy.sql.expression import literal_column
 from sqlmodel import SQLModel
 
 from . import positions
-from .errors import invalid, unavailable
+from .errors import (
+    TASK_NOT_FOUND,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+    invalid,
+    unavailable,
+)
 from .models import IdempotencyKey, Task, User
-from .schemas import CURSOR_RULE, ListQuery, SortName, TaskCreate, TaskRead, TaskUpdate
+from .schemas import (
+    CURSOR_RULE,
+    STATS_TAGS_MAX,
+    ListQuery,
+    SortName,
+    TagCount,
+    TaskCreate,
+    TaskRead,
+    TaskStats,
+    TaskUpdate,
+    tag_keys,
+)
 
 logger = logging.getLogger("service.store")
 
@@ -67,6 +87,9 @@ keys = _table(IdempotencyKey)
 # Abandoned claims (a worker died mid-request) are taken over after this long.
 IN_FLIGHT_SECONDS = 60
 IDEMPOTENCY_TTL_HOURS = 24
+DEFAULT_MAX_TASKS = 100_000
+# A move that meets a concurrent writer's locks starts again this many times before a 409.
+MOVE_ATTEMPTS = 5
 
 
 def utc_now() -> datetime:
@@ -158,19 +181,33 @@ _slot = (
             "task_count": users.c.task_count + literal_column("1"),
             "position_head": users.c.position_head - literal_column("1"),
         },
+        # At the quota the row is locked but not updated: nothing returns, so nothing is inserted.
+        # The check reads the row's latest version (ON CONFLICT waits for concurrent creates), so
+        # it is exact however many creates race.
+        where=users.c.task_count < _p("max_tasks", Integer),
     )
     .returning(users.c.id, users.c.position_head)
     .cte("slot")
 )
-_first_position = literal_column(positions.sql_int_key("slot.position_head"))
+
+
+def _int_key(n: ColumnElement[Any]) -> ColumnElement[str]:
+    """positions.int_key in SQL: built-in functions only, so a statement can make keys itself."""
+    shifted = func.to_hex(n + literal_column(str(positions.ORIGIN)))
+    return func.lpad(shifted, literal_column(str(positions.INT_WIDTH)), literal_column("'0'"))
+
+
+_first_position = _int_key(_slot.c.position_head)
+_TAG_KEYS = _p("tag_keys", ARRAY(Text))
 _insert_task = insert(tasks).from_select(
-    ["user_id", "id", "created_at", "updated_at", "position", *TaskCreate.__struct_fields__],
+    ["user_id", "id", "created_at", "updated_at", "position", "tag_keys", *TaskCreate.__struct_fields__],
     select(
         _slot.c.id,
         _p("task_id", tasks.c.id.type),
         _p("now", tasks.c.created_at.type),
         _p("now", tasks.c.created_at.type),
         _first_position,
+        _TAG_KEYS,
         *_bind_fields(TaskCreate).values(),
     ),
 )
@@ -209,6 +246,7 @@ UPDATE = Query.of(
         completed_at=_completed_at(
             case((_p("set_completed", Boolean), _p("completed", Boolean)), else_=tasks.c.completed)
         ),
+        tag_keys=case((_p("set_tags", Boolean), _TAG_KEYS), else_=tasks.c.tag_keys),
         **_BUMP,
     )
     .returning(*RETURNED)
@@ -265,6 +303,126 @@ RELEASE_KEY = Query.of(
 # Maintenance across all users: it only forgets keys past their 24 hours.
 PURGE_KEYS = Query.of(delete(keys).where(_expired))
 
+# The manual order (service/positions.py). Every statement that writes a position first locks the
+# user's row (a create through its upsert), so positions are written one at a time per user and a
+# key computed from the rows it just read is still free when it is written. A move locks its task
+# first and the user's row second, the order a DELETE takes them in (task row, then the count).
+LOCK_TASK = Query.of(select(tasks.c.version, tasks.c.position).where(*_OWNED).with_for_update(key_share=True))
+LOCK_USER = Query.of(
+    select(users.c.position_head).where(users.c.id == _p("user_id", Text)).with_for_update(key_share=True)
+)
+_anchor = tasks.alias("anchor")
+_other = tasks.alias("other")
+
+
+def _nearest(aggregate: Callable[[Any], Any], before: bool) -> Any:
+    """The position next to the anchor on one side, leaving out the task being moved."""
+    beside = _other.c.position < _anchor.c.position if before else _other.c.position > _anchor.c.position
+    return (
+        select(aggregate(_other.c.position))
+        .where(_other.c.user_id == _anchor.c.user_id, beside, _other.c.id != _p("task_id"))
+        .scalar_subquery()
+    )
+
+
+NEIGHBOURS = Query.of(
+    select(
+        _anchor.c.position,
+        _nearest(func.max, True).label("previous"),
+        _nearest(func.min, False).label("next"),
+    ).where(_anchor.c.user_id == _p("user_id", Text), _anchor.c.id == _p("anchor_id", tasks.c.id.type))
+)
+_head = _p("head", users.c.position_head.type)
+_set_head = update(users).where(users.c.id == _p("user_id", Text)).values(position_head=_head).cte("head")
+MOVE = Query.of(
+    update(tasks)
+    .where(*_OWNED)
+    .values(position=_p("position", Text), **_BUMP)
+    .returning(*RETURNED)
+    .add_cte(_set_head)
+)
+# A rebalance waits for no row: a task locked by another writer (who may be waiting for the
+# user's row this move holds) makes it fail at once, and the move starts again.
+LOCK_ALL = Query.of(
+    select(tasks.c.id)
+    .where(tasks.c.user_id == _p("user_id", Text))
+    .with_for_update(key_share=True, nowait=True)
+)
+_ordered = (
+    select(
+        tasks.c.id,
+        (func.row_number().over(order_by=tasks.c.position) - literal_column("1")).label("n"),
+        func.count().over().label("total"),
+    )
+    .where(tasks.c.user_id == _p("user_id", Text))
+    .cte("ordered")
+)
+# Consecutive integers below every current key, so no new key meets an old one (the unique index
+# is checked row by row); the user's head moves down past them. Versions change (new ETags),
+# updated_at does not: nobody edited these tasks.
+_renumbered = (
+    update(tasks)
+    .where(tasks.c.user_id == _p("user_id", Text), tasks.c.id == _ordered.c.id)
+    .values(
+        position=_int_key(_head - _ordered.c.total + _ordered.c.n),
+        version=tasks.c.version + literal_column("1"),
+    )
+    .returning(tasks.c.id)
+    .cte("renumbered")
+)
+REBALANCE = Query.of(
+    update(users)
+    .where(users.c.id == _p("user_id", Text))
+    .values(position_head=_head - select(func.count()).select_from(_renumbered).scalar_subquery())
+    .returning(users.c.position_head)
+)
+
+_active = ~tasks.c.completed & (tasks.c.user_id == _p("user_id", Text))
+_pairs = func.unnest(tasks.c.tags, tasks.c.tag_keys).table_valued("tag", "key").render_derived(name="t")
+# Tags are counted by their folded form and shown in the spelling most tasks use (ties: the first
+# by code point).
+_shown_name = func.mode().within_group(_pairs.c.tag.collate("C")).collate("C")
+_tag_counts = (
+    select(_shown_name.label("name"), func.count().label("count"))
+    .select_from(tasks.join(_pairs, literal_column("true")))
+    .where(_active)
+    .group_by(_pairs.c.key)
+    .order_by(func.count().desc(), _shown_name)
+    .limit(literal_column(str(STATS_TAGS_MAX)))
+    .cte("tag_counts")
+)
+_tag_order = (_tag_counts.c.count.desc(), _tag_counts.c.name.collate("C"))
+_mine = tasks.c.user_id == _p("user_id", Text)
+STATS = Query.of(
+    select(
+        func.coalesce(
+            select(users.c.task_count).where(users.c.id == _p("user_id", Text)).scalar_subquery(),
+            literal_column("0"),
+        ).label("total"),
+        select(func.count()).where(_mine, tasks.c.completed).scalar_subquery().label("completed"),
+        select(func.count())
+        .where(_active, tasks.c.due_at < _p("now", tasks.c.due_at.type))
+        .scalar_subquery()
+        .label("overdue"),
+        select(func.array_agg(aggregate_order_by(_tag_counts.c.name, *_tag_order)))
+        .scalar_subquery()
+        .label("tag_names"),
+        select(func.array_agg(aggregate_order_by(_tag_counts.c.count, *_tag_order)))
+        .scalar_subquery()
+        .label("tag_counts"),
+    )
+)
+# One statement, so one transaction: the count goes down by exactly the rows it deleted.
+_cleared = delete(tasks).where(_mine, tasks.c.completed).returning(tasks.c.id).cte("cleared")
+_cleared_count = select(func.count()).select_from(_cleared).scalar_subquery()
+_uncount_cleared = (
+    update(users)
+    .where(users.c.id == _p("user_id", Text), _cleared_count > literal_column("0"))
+    .values(task_count=users.c.task_count - _cleared_count)
+    .cte("uncounted_cleared")
+)
+CLEAR_COMPLETED = Query.of(select(_cleared_count.label("deleted")).add_cte(_uncount_cleared))
+
 
 class KeyState(msgspec.Struct, frozen=True):
     """An Idempotency-Key as stored: in flight while `status` is None, else the created task's JSON."""
@@ -279,10 +437,24 @@ _FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(TaskRead)}
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
-    """One term of an order: the expression rows are compared by, and the TaskRead field holding it."""
+    """One term of an order: the expression rows are compared by, and the TaskRead field holding it.
+
+    A nullable field names what a missing value sorts as (`missing`, SQL): the column and the
+    cursor's value are both compared through `coalesce(…, missing)`, as the index is built.
+    """
 
     column: ColumnElement[Any]
     field: str
+    missing: str | None = None
+
+    def expression(self) -> ColumnElement[Any]:
+        return (
+            self.column if self.missing is None else func.coalesce(self.column, literal_column(self.missing))
+        )
+
+    def value(self, index: int) -> ColumnElement[Any]:
+        param = _p(f"after_{index}", self.column.type)
+        return param if self.missing is None else func.coalesce(param, literal_column(self.missing))
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,24 +462,26 @@ class Sort:
     """One order of the listing: its keys, most significant first, then id, all one direction.
 
     A page's position is the last task's key values; the next page is the rows strictly past it.
+    A sort whose keys are unique by themselves (`position`) needs no id to break ties.
     """
 
     name: str
     keys: tuple[SortKey, ...]
     descending: bool
+    by_id: bool = True
 
     @property
     def _all_keys(self) -> tuple[SortKey, ...]:
-        return (*self.keys, SortKey(tasks.c.id, "id"))
+        return (*self.keys, SortKey(tasks.c.id, "id")) if self.by_id else self.keys
 
     def order(self) -> list[ColumnElement[Any]]:
-        return [k.column.desc() if self.descending else k.column.asc() for k in self._all_keys]
+        return [k.expression().desc() if self.descending else k.expression().asc() for k in self._all_keys]
 
     def after(self) -> ColumnElement[bool]:
         """Rows strictly past the position (`after_0`, `after_1`, ...) in this order: the keyset condition."""
         keys = self._all_keys
-        here = tuple_(*(k.column for k in keys))
-        there = tuple_(*(_p(f"after_{i}", k.column.type) for i, k in enumerate(keys)))
+        here = tuple_(*(k.expression() for k in keys))
+        there = tuple_(*(k.value(i) for i, k in enumerate(keys)))
         return here < there if self.descending else here > there
 
     def position(self, task: TaskRead) -> bytes:
@@ -327,12 +501,21 @@ def _sorts(*keys: tuple[str, tuple[SortKey, ...]]) -> dict[str, Sort]:
     return {f"{sign}{name}": Sort(f"{sign}{name}", k, sign == "-") for name, k in keys for sign in ("", "-")}
 
 
-SORTS: dict[str, Sort] = _sorts(
-    ("created_at", (SortKey(tasks.c.created_at, "created_at"),)),
-    ("updated_at", (SortKey(tasks.c.updated_at, "updated_at"),)),
-    # Code-point order, as the contract decides.
-    ("title", (SortKey(tasks.c.title.collate("C"), "title"),)),
-)
+SORTS: dict[str, Sort] = {
+    **_sorts(
+        ("created_at", (SortKey(tasks.c.created_at, "created_at"),)),
+        ("updated_at", (SortKey(tasks.c.updated_at, "updated_at"),)),
+        # Code-point order, as the contract decides.
+        ("title", (SortKey(tasks.c.title.collate("C"), "title"),)),
+        # The enum's order is the rank's: none, low, medium, high.
+        ("priority", (SortKey(tasks.c.priority, "priority"), SortKey(tasks.c.created_at, "created_at"))),
+    ),
+    # Tasks without a due date come last both ways: as +infinity going up, as -infinity going down.
+    "due_at": Sort("due_at", (SortKey(tasks.c.due_at, "due_at", "'infinity'::timestamptz"),), False),
+    "-due_at": Sort("-due_at", (SortKey(tasks.c.due_at, "due_at", "'-infinity'::timestamptz"),), True),
+    # Positions are unique per user (sql/003), so the manual order needs no tie-break.
+    "position": Sort("position", (SortKey(tasks.c.position, "position"),), False, by_id=False),
+}
 if set(SORTS) != set(get_args(SortName)):
     raise RuntimeError("schemas.SortName and SORTS must list the same sorts")
 
@@ -365,6 +548,12 @@ FILTERS: dict[str, Filter] = {
         lambda v: {"pattern": like_pattern(v)},
         by_value=True,
     ),
+    "priority": Filter(tasks.c.priority == _p("priority", tasks.c.priority.type), lambda v: {"priority": v}),
+    # ListQuery folds the tags as the store folds tag_keys; every one must be there.
+    "tag": Filter(tasks.c.tag_keys.contains(_p("tags", ARRAY(Text))), lambda v: {"tags": v}),
+    # A null due_at compares as unknown: a task without one never matches.
+    "due_min": Filter(tasks.c.due_at >= _p("due_min", tasks.c.due_at.type), lambda v: {"due_min": v}),
+    "due_max": Filter(tasks.c.due_at < _p("due_max", tasks.c.due_at.type), lambda v: {"due_max": v}),
 }
 # Every other query parameter shapes the page rather than the rows.
 if set(ListQuery.__struct_fields__) != {*FILTERS, "sort", "limit", "cursor"}:
@@ -404,10 +593,17 @@ def _changes(changes: msgspec.Struct) -> dict[str, Any]:
 class TaskStore:
     """Runs the statements above on the pool; every method takes the owner's id."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, statement_timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float,
+        statement_timeout: float,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+    ) -> None:
         self._pool = pool
         self._timeout = acquire_timeout
         self._statement_timeout = statement_timeout
+        self._max_tasks = max_tasks
         # asyncpg hands a freed connection to whichever task asks first, so under load a waiting
         # request can be overtaken again and again (a long p99 tail). asyncio's Semaphore is
         # first come, first served: at most pool-size holders, queued in arrival order.
@@ -484,13 +680,20 @@ class TaskStore:
         key: str | None = None,
     ) -> StoredTask:
         """Insert the task (and its user on their first write); with `key`, complete that key too."""
-        values = {"user_id": user_id, "task_id": task_id, "now": now, **msgspec.structs.asdict(body)}
+        values = {
+            "user_id": user_id,
+            "task_id": task_id,
+            "now": now,
+            "max_tasks": self._max_tasks,
+            "tag_keys": tag_keys(body.tags),
+            **msgspec.structs.asdict(body),
+        }
         if key is None:
             row = await self._one(CREATE, **values)
         else:
             row = await self._one(CREATE_WITH_KEY, key=key, status=201, **values)
-        if row is None:  # an INSERT ... RETURNING always returns its row
-            raise RuntimeError("the insert returned no row")
+        if row is None:  # the user's row said no: they hold MAX_TASKS_PER_USER tasks already
+            raise QuotaExceeded(f"You already hold the most tasks allowed: {self._max_tasks:,}")
         return StoredTask.from_row(row)
 
     async def get(self, user_id: str, task_id: uuid.UUID) -> StoredTask | None:
@@ -503,8 +706,15 @@ class TaskStore:
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None, changes: TaskUpdate
     ) -> StoredTask | None:
         """Apply the fields `changes` gives; None when no task of this user matches `versions`."""
+        keys = None if changes.tags is UNSET else tag_keys(changes.tags)
         return await self._task(
-            UPDATE, user_id=user_id, task_id=task_id, versions=versions, now=utc_now(), **_changes(changes)
+            UPDATE,
+            user_id=user_id,
+            task_id=task_id,
+            versions=versions,
+            now=utc_now(),
+            tag_keys=keys,
+            **_changes(changes),
         )
 
     async def set_completed(
@@ -524,6 +734,87 @@ class TaskStore:
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None
     ) -> StoredTask | None:
         return await self._task(DELETE, user_id=user_id, task_id=task_id, versions=versions)
+
+    async def move(
+        self,
+        user_id: str,
+        task_id: uuid.UUID,
+        versions: Sequence[int] | None,
+        anchor_id: uuid.UUID,
+        after: bool,
+    ) -> StoredTask:
+        """Put the task right after (or before) the anchor, rewriting its row alone (rarely a rebalance).
+
+        A move that meets a concurrent writer's locks (only a rebalance can) starts again, a few
+        times, then answers 409.
+        """
+        for attempt in range(MOVE_ATTEMPTS):
+            try:
+                async with self._connection() as conn, self._bounded(MOVE), conn.transaction():
+                    return await self._move(conn, user_id, task_id, versions, anchor_id, after)
+            except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
+                await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter
+        raise Conflict("The task list is being reordered by another request; try again")
+
+    async def _move(
+        self,
+        conn: PoolConnectionProxy,
+        user_id: str,
+        task_id: uuid.UUID,
+        versions: Sequence[int] | None,
+        anchor_id: uuid.UUID,
+        after: bool,
+    ) -> StoredTask:
+        mine = {"user_id": user_id, "task_id": task_id}
+        bound = self._statement_timeout
+        task = await conn.fetchrow(LOCK_TASK.sql, *LOCK_TASK.args(mine), timeout=bound)
+        if task is None:
+            raise NotFound(TASK_NOT_FOUND)
+        if versions is not None and task["version"] not in versions:
+            raise PreconditionFailed()
+        head: int = await conn.fetchval(LOCK_USER.sql, *LOCK_USER.args(mine), timeout=bound)
+        values = {**mine, "anchor_id": anchor_id}
+        for rebalanced in (False, True):
+            around = await conn.fetchrow(NEIGHBOURS.sql, *NEIGHBOURS.args(values), timeout=bound)
+            if around is None:
+                raise invalid("after" if after else "before", "must be the id of another of your tasks")
+            low, high = (
+                (around["position"], around["next"]) if after else (around["previous"], around["position"])
+            )
+            if low is None:
+                # The front: a fresh integer below every key, from the counter creates use too.
+                head -= 1
+                key = positions.int_key(head)
+            else:
+                key = positions.key_between(low, high)
+            if rebalanced or not positions.too_long(key):
+                break
+            await conn.execute(LOCK_ALL.sql, *LOCK_ALL.args(mine), timeout=bound)
+            head = await conn.fetchval(REBALANCE.sql, *REBALANCE.args({**mine, "head": head}), timeout=bound)
+        row = await conn.fetchrow(
+            MOVE.sql, *MOVE.args({**mine, "position": key, "head": head, "now": utc_now()}), timeout=bound
+        )
+        if row is None:  # the task is locked by this transaction: it cannot be gone
+            raise RuntimeError("the locked task was not updated")
+        return StoredTask.from_row(row)
+
+    async def stats(self, user_id: str) -> TaskStats:
+        row = await self._one(STATS, user_id=user_id, now=utc_now())
+        assert row is not None  # a SELECT without FROM returns one row
+        names, counts = row["tag_names"] or [], row["tag_counts"] or []
+        return TaskStats(
+            total=row["total"],
+            active=row["total"] - row["completed"],
+            completed=row["completed"],
+            overdue=row["overdue"],
+            tags=[TagCount(name, count) for name, count in zip(names, counts, strict=True)],
+        )
+
+    async def clear_completed(self, user_id: str) -> int:
+        """Delete every completed task of the user, in one statement; how many there were."""
+        deleted = await self._one(CLEAR_COMPLETED, user_id=user_id)
+        assert deleted is not None
+        return int(deleted["deleted"])
 
     async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> Page:
         """One page of `query`, starting past the position `after` (from an earlier Page.next)."""

@@ -18,7 +18,20 @@ from .envelope import json_response, meta, request_id
 from .errors import TASK_NOT_FOUND, NotFound, invalid
 from .idempotency import create_once, idempotency_key
 from .ids import uuid7
-from .schemas import ListMeta, ListQuery, TaskComplete, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
+from .schemas import (
+    ClearCompleted,
+    Cleared,
+    ClearedEnvelope,
+    ListMeta,
+    ListQuery,
+    StatsEnvelope,
+    TaskComplete,
+    TaskCreate,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskMove,
+    TaskUpdate,
+)
 from .state import AppState
 from .task_store import StoredTask, TaskStore, utc_now
 
@@ -129,8 +142,46 @@ class TaskCompletion(HTTPEndpoint):
         return _task_response(request, stored)
 
 
+class TaskMoving(HTTPEndpoint):
+    """`/api/{user_id}/tasks/{task_id}/move`: place the task right before or after another one."""
+
+    async def post(self, request: Request[AppState]) -> Response:
+        body = await read_json(request, TaskMove)
+        after = body.after is not UNSET
+        anchor = body.after if after else body.before
+        assert isinstance(anchor, uuid.UUID)
+        task_id = _task_id(request)
+        if anchor == task_id:
+            raise invalid("after" if after else "before", "must be the id of another of your tasks")
+        stored = await _store(request).move(
+            _user_id(request), task_id, if_match(request, task_id), anchor, after
+        )
+        return _task_response(request, stored)
+
+
+class TaskStatistics(HTTPEndpoint):
+    """`/api/{user_id}/tasks/stats`: the user's tasks counted."""
+
+    async def get(self, request: Request[AppState]) -> Response:
+        stats = await _store(request).stats(_user_id(request))
+        return json_response(request.scope, 200, StatsEnvelope(stats, meta(request.scope)))
+
+
+class CompletedClearing(HTTPEndpoint):
+    """`/api/{user_id}/tasks/clear-completed`: delete every completed task, in one transaction."""
+
+    async def post(self, request: Request[AppState]) -> Response:
+        await read_json(request, ClearCompleted, optional=True)
+        deleted = await _store(request).clear_completed(_user_id(request))
+        return json_response(request.scope, 200, ClearedEnvelope(Cleared(deleted), meta(request.scope)))
+
+
 routes = [
     Route("/api/{user_id}/tasks", TaskCollection),
+    # Before {task_id}: these words are routes, not task ids.
+    Route("/api/{user_id}/tasks/stats", TaskStatistics),
+    Route("/api/{user_id}/tasks/clear-completed", CompletedClearing),
     Route("/api/{user_id}/tasks/{task_id}", TaskItem),
     Route("/api/{user_id}/tasks/{task_id}/complete", TaskCompletion),
+    Route("/api/{user_id}/tasks/{task_id}/move", TaskMoving),
 ]

@@ -14,15 +14,17 @@ ALTER TABLE users
     -- task takes position_head - 1, counted down in the statement that inserts it.
     ADD COLUMN position_head bigint  NOT NULL DEFAULT 0;
 
+-- An enum sorts in the order its values are declared: sorting by priority is sorting by rank.
+CREATE TYPE task_priority AS ENUM ('none', 'low', 'medium', 'high');
+
 ALTER TABLE tasks
     ADD COLUMN due_at       timestamptz,
-    -- 0 none, 1 low, 2 medium, 3 high: numbers, so the priority sort is the column's own order.
-    ADD COLUMN priority     smallint    NOT NULL DEFAULT 0,
-    ADD COLUMN tags         text[]      NOT NULL DEFAULT '{}',
+    ADD COLUMN priority     task_priority NOT NULL DEFAULT 'none',
+    ADD COLUMN tags         text[]        NOT NULL DEFAULT '{}',
     -- The tags case-folded by the service (str.casefold), one per tag: what the tag filter and
     -- the stats compare. Folded in Python, not by lower(), whose result depends on the database's
     -- locale, so every deployment agrees with the service's own de-duplication.
-    ADD COLUMN tag_keys     text[]      NOT NULL DEFAULT '{}',
+    ADD COLUMN tag_keys     text[]        NOT NULL DEFAULT '{}',
     ADD COLUMN completed_at timestamptz,
     ADD COLUMN position     text COLLATE "C";
 
@@ -48,7 +50,6 @@ ALTER TABLE users
 
 ALTER TABLE tasks
     ALTER COLUMN position SET NOT NULL,
-    ADD CONSTRAINT tasks_priority_range CHECK (priority BETWEEN 0 AND 3),
     ADD CONSTRAINT tasks_tags_count CHECK (cardinality(tags) <= 20 AND cardinality(tag_keys) = cardinality(tags)),
     ADD CONSTRAINT tasks_completed_at CHECK ((completed_at IS NOT NULL) = completed),
     ADD CONSTRAINT tasks_due_at_finite CHECK (isfinite(due_at)),

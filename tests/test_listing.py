@@ -122,7 +122,7 @@ def test_q_does_not_see_other_users(me: UserClient) -> None:
         ({"completed": "yes"}, "completed"),
         ({"completed": "True"}, "completed"),
         ({"completed": ""}, "completed"),
-        ({"sort": "priority"}, "sort"),
+        ({"sort": "due"}, "sort"),
         ({"sort": "+title"}, "sort"),
         ({"sort": ""}, "sort"),
         ({"q": ""}, "q"),

@@ -167,11 +167,15 @@ def test_both_anchors_even_if_valid_are_422(client: httpx.Client, user: str, fou
     assert _refused(_move(client, user, four[0], {"before": four[2], "after": four[1]})) == "body"
 
 
-def test_no_body_is_422_and_bad_json_is_400(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_no_body_or_bad_json_is_400_as_on_every_route_that_needs_a_body(
+    client: httpx.Client, user: str, four: list[str]
+) -> None:
     url = f"/api/{user}/tasks/{four[0]}/move"
-    assert _refused(client.post(url, headers=auth(user))) == "body"
-    bad = client.post(url, content=b"{", headers={**auth(user), "content-type": "application/json"})
-    assert bad.status_code == 400
+    for content in (b"", b"{"):
+        bad = client.post(url, content=content, headers={**auth(user), "content-type": "application/json"})
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"]["code"] == "BAD_REQUEST"
+    assert _ids(client, user) == four
 
 
 def test_if_match(client: httpx.Client, user: str, four: list[str]) -> None:

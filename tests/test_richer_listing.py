@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,10 +14,13 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.migrations import migrate
+from service.schemas import TaskRead
+from service.task_store import READ_COLUMNS, SORTS, list_query
 from tests.support import Database, LiveServer, auth, create_database, new_user
 
 PRIORITIES = ["none", "low", "medium", "high"]
 NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
+READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
 
 
 def _create(client: httpx.Client, user: str, title: str = "t", **body: object) -> dict:
@@ -305,11 +309,78 @@ def big_database(pg_admin_url: str) -> Database:
         """INSERT INTO tasks (user_id, id, title, created_at, updated_at, due_at, priority, tags, tag_keys, position)
            SELECT CASE WHEN g <= 10000 THEN 'user-0' ELSE 'user-' || (g % 10 + 1) END,
                   gen_random_uuid(), 'task ' || g,
-                  now() - g * interval '1 second', now() - g * interval '1 second',
+                  now() - (g / 3) * interval '1 second', now() - g * interval '1 second',
                   CASE WHEN g % 4 <> 0 THEN now() + (g % 1000) * interval '1 hour' END,
-                  g % 4, ARRAY['tag' || (g % 7)], ARRAY['tag' || (g % 7)],
+                  (ARRAY['none', 'low', 'medium', 'high'])[g % 4 + 1]::task_priority,
+                  ARRAY['tag' || (g % 7)], ARRAY['tag' || (g % 7)],
                   lpad(to_hex(g + 140737488355328), 12, '0')
            FROM generate_series(1, 110000) g"""
     )
     db.query("ANALYZE tasks")
     return db
+
+
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        ("due_at", "tasks_user_due_idx"),
+        ("-due_at", "tasks_user_due_desc_idx"),
+        ("priority", "tasks_user_priority_idx"),
+        ("-priority", "tasks_user_priority_idx"),
+        ("position", "tasks_user_position_key"),
+    ],
+)
+@pytest.mark.parametrize("after", ["first-page", "after-a-due-task", "after-a-task-without-due"])
+def test_each_new_sort_is_an_index_scan_without_a_sort_step(
+    big_database: Database, sort: str, index: str, after: str
+) -> None:
+    """10,000 tasks of one user among 110,000: each new sort reads its index in order, first page or next."""
+    query = list_query(sort, (), after != "first-page")
+    values: dict[str, object] = {"user_id": "user-0", "limit": 51}
+    if after != "first-page":
+        due = "IS NOT NULL" if after == "after-a-due-task" else "IS NULL"
+        row = big_database.query(
+            f"SELECT {', '.join(READ_COLUMNS_SQL)} FROM tasks WHERE user_id = 'user-0' AND due_at {due} LIMIT 1"  # noqa: S608
+        )[0]
+        task = TaskRead(*row)
+        values.update(SORTS[sort].after_values(SORTS[sort].position(task)))
+    plan = "\n".join(r[0] for r in big_database.query(f"EXPLAIN {query.sql}", *query.args(values)))
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan, plan
+    assert index in plan, plan
+
+
+@pytest.mark.parametrize("sort", NEW_SORTS)
+def test_each_new_sort_pages_the_big_user_exactly_like_one_query(big_database: Database, sort: str) -> None:
+    """Keyset pages over the EXPLAIN data (nulls, ties) give exactly the rows of one ordered query."""
+    import asyncpg
+
+    from service.task_store import Page
+
+    async def walk() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        conn = await asyncpg.connect(asyncpg_dsn(big_database.url))
+        try:
+            seen: list[uuid.UUID] = []
+            position = None
+            while True:
+                query = list_query(sort, (), position is not None)
+                values: dict[str, object] = {"user_id": "user-0", "limit": 1001}
+                if position is not None:
+                    values.update(SORTS[sort].after_values(position))
+                rows = await conn.fetch(query.sql, *query.args(values))
+                items = [TaskRead(*r) for r in rows[:1000]]
+                page = Page(items, SORTS[sort].position(items[-1]) if len(rows) > 1000 else None)
+                seen += [t.id for t in page.items]
+                if page.next is None:
+                    break
+                position = page.next
+            whole = list_query(sort, (), False)
+            everything = await conn.fetch(whole.sql, *whole.args({"user_id": "user-0", "limit": 100_000}))
+            return seen, [r["id"] for r in everything]
+        finally:
+            await conn.close()
+
+    seen, everything = asyncio.run(walk())
+    assert len(seen) == 10_000
+    assert seen == everything

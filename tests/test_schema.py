@@ -20,6 +20,7 @@ PG_TYPES = {
     "INTEGER": "integer",
     "BIGINT": "bigint",
     "TEXT[]": "ARRAY",
+    "task_priority": "USER-DEFINED",
     "SMALLINT": "smallint",
     "BYTEA": "bytea",
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",

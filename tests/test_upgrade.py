@@ -75,7 +75,7 @@ def test_positions_keep_the_v1_order_newest_first(upgraded: Upgraded) -> None:
 def test_new_fields_are_backfilled(upgraded: Upgraded) -> None:
     rows = upgraded.db.query("SELECT * FROM tasks")
     for row in rows:
-        assert (row["due_at"], row["priority"], row["tags"], row["tag_keys"]) == (None, 0, [], [])
+        assert (row["due_at"], row["priority"], row["tags"], row["tag_keys"]) == (None, "none", [], [])
         assert row["completed_at"] == (row["updated_at"] if row["completed"] else None)
     counts = {
         r["id"]: (r["task_count"], r["position_head"]) for r in upgraded.db.query("SELECT * FROM users")
