@@ -22,11 +22,13 @@ CURSOR_RULE = "is not a cursor this listing gave out with these parameters"
 TAG_MAX = 32
 TAGS_MAX = 20
 STATS_TAGS_MAX = 100
-# Due dates far from any real one, and clear of the ends of PostgreSQL's range, which the driver
-# reads and writes as -infinity and +infinity.
-DUE_FIRST = datetime(1000, 1, 1, tzinfo=UTC)
-DUE_END = datetime(9999, 1, 1, tzinfo=UTC)
-DUE_RULE = "must be an RFC 3339 timestamp with an offset (Z or +hh:mm), from the year 1000 to 9998"
+# Due dates are written in the years 1000 to 9998: far from any real one, and a day clear of the
+# ends of Python's range whatever the offset (where asyncpg also reads and writes -infinity and
+# +infinity), so converting one to UTC and storing it always works. The JSON Schema says it with
+# a pattern on the year, beside the date-time format.
+DUE_YEARS = range(1000, 9999)
+DUE_YEAR_PATTERN = "^(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+DUE_RULE = "must be an RFC 3339 timestamp with an offset (Z or +hh:mm), in the years 1000 to 9998"
 # What "trimming" strips: ECMAScript's white space and line terminators, so the title's pattern
 # below means the same to a JSON Schema validator in any language as to this service.
 WHITESPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -88,8 +90,9 @@ DueAt = Annotated[
     datetime,
     Meta(
         tz=True,
-        description="RFC 3339 with an offset (`Z` or `±hh:mm`); returned in UTC",
+        description="RFC 3339 with an offset (`Z` or `±hh:mm`), years 1000-9998; returned in UTC",
         examples=["2026-01-20T17:00:00Z"],
+        extra_json_schema={"pattern": DUE_YEAR_PATTERN},
         extra={"rule": DUE_RULE},
     ),
 ]
@@ -112,15 +115,11 @@ def broken(field: str) -> ValueError:
     return ValueError(f"Invalid value - at `$.{field}`")
 
 
-def in_utc(value: datetime, field: str, *, due: bool = True) -> datetime:
-    """`value` in UTC; with `due`, only inside the due dates' range."""
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:  # an offset that takes year 1 or 9999 out of range
-        raise broken(field) from None
-    if due and not DUE_FIRST <= utc < DUE_END:
+def in_utc(value: datetime, field: str) -> datetime:
+    """A due date (or bound) in UTC, if it is written in the years due dates may take."""
+    if value.year not in DUE_YEARS:
         raise broken(field)
-    return utc
+    return value.astimezone(UTC)
 
 
 def unique_tags(tags: list[str]) -> list[str]:
@@ -235,8 +234,9 @@ DueBound = Annotated[
     datetime,
     Meta(
         tz=True,
-        description="RFC 3339 with an offset",
-        extra={"rule": "must be an RFC 3339 timestamp with an offset (Z or +hh:mm)"},
+        description="RFC 3339 with an offset, years 1000-9998",
+        extra_json_schema={"pattern": DUE_YEAR_PATTERN},
+        extra={"rule": DUE_RULE},
     ),
 ]
 
@@ -320,9 +320,9 @@ class ListQuery(Struct, forbid_unknown_fields=False):
         if not isinstance(self.tag, UnsetType):
             self.tag = sorted(set(tag_keys([trimmed(tag) for tag in self.tag])))
         if not isinstance(self.due_min, UnsetType):
-            self.due_min = in_utc(self.due_min, "due_min", due=False)
+            self.due_min = in_utc(self.due_min, "due_min")
         if not isinstance(self.due_max, UnsetType):
-            self.due_max = in_utc(self.due_max, "due_max", due=False)
+            self.due_max = in_utc(self.due_max, "due_max")
 
 
 class TagCount(Struct):

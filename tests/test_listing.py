@@ -316,9 +316,10 @@ def trgm_database() -> Iterator[Database]:
         db = Database(url=url, admin_url=cluster.url)
         db.script(
             """INSERT INTO users (id) VALUES ('user-0'), ('user-1');
-               INSERT INTO tasks (user_id, id, title, description, created_at, updated_at)
+               INSERT INTO tasks (user_id, id, title, description, created_at, updated_at, position)
                SELECT 'user-' || (g % 2), gen_random_uuid(), 'task ' || md5(g::text),
-                      repeat(md5(g::text), 30), now() - g * interval '1 second', now()
+                      repeat(md5(g::text), 30), now() - g * interval '1 second', now(),
+                      lpad(to_hex(g + 140737488355328), 12, '0')
                FROM generate_series(1, 20000) g;
                ANALYZE tasks;"""
         )

@@ -75,7 +75,7 @@ def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) ->
     schemas = document["components"]["schemas"]
     create = schemas["TaskCreate"]
     assert create["additionalProperties"] is False
-    assert set(create["properties"]) == {"title", "description"}
+    assert set(create["properties"]) == {"title", "description", "due_at", "priority", "tags"}
     assert create["required"] == ["title"]
     assert set(schemas["TaskRead"]["properties"]) == {
         "id",
@@ -85,7 +85,13 @@ def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) ->
         "user_id",
         "created_at",
         "updated_at",
+        "due_at",
+        "priority",
+        "tags",
+        "completed_at",
+        "position",
     }
+    assert schemas["TaskMove"]["additionalProperties"] is False
     assert set(schemas["ErrorEnvelope"]["properties"]) == {"data", "meta", "error"}
     post = document["paths"]["/api/{user_id}/tasks"]["post"]
     assert set(post["responses"]["201"]["headers"]) >= {"ETag", "Location", "X-Request-ID"}
@@ -133,10 +139,11 @@ def test_request_examples_do_what_the_document_says(
     )
     assert created.status_code == 201
     example = create["responses"]["201"]["content"]["application/json"]["example"]["data"]
-    assert {k: created.json()["data"][k] for k in ("title", "description", "completed")} == {
-        k: example[k] for k in ("title", "description", "completed")
-    }
+    fields = ("title", "description", "completed", "due_at", "priority", "tags")
+    assert {k: created.json()["data"][k] for k in fields} == {k: example[k] for k in fields}
     task_path = f"/api/{user}/tasks/{created.json()['data']['id']}"
+    # The move example names a task of the example's user: here it is another task of ours.
+    other = client.post(f"/api/{user}/tasks", json={"title": "anchor"}, headers=headers).json()["data"]
     sent = 0
     for path, item in document["paths"].items():
         if "{task_id}" not in path:
@@ -146,11 +153,25 @@ def test_request_examples_do_what_the_document_says(
                 continue
             body = operation["requestBody"]["content"]["application/json"]["example"]
             url = task_path + path.removeprefix("/api/{user_id}/tasks/{task_id}")
-            response = client.request(method, url, json=body, headers=headers)
-            assert response.status_code == 200, (method, path, response.text)
-            assert {k: response.json()["data"][k] for k in body} == body, (method, path)
+            if path.endswith("/move"):
+                body = {side: other["id"] for side in body}
+                response = client.request(method, url, json=body, headers=headers)
+                assert response.status_code == 200, (method, path, response.text)
+                assert (response.json()["data"]["position"] > other["position"]) == ("after" in body)
+            else:
+                response = client.request(method, url, json=body, headers=headers)
+                assert response.status_code == 200, (method, path, response.text)
+                assert {k: response.json()["data"][k] for k in body} == body, (method, path)
             sent += 1
-    assert sent == 3  # PUT, PATCH, PATCH .../complete
+    assert sent == 4  # PUT, PATCH, PATCH .../complete, POST .../move
+    clear = document["paths"]["/api/{user_id}/tasks/clear-completed"]["post"]
+    cleared = client.post(
+        f"/api/{user}/tasks/clear-completed",
+        json=clear["requestBody"]["content"]["application/json"]["example"],
+        headers=headers,
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["data"] == {"deleted": 1}  # the task the complete example completed
 
 
 def test_docs_page_works_offline(client: httpx.Client) -> None:
@@ -172,6 +193,7 @@ def test_docs_page_works_offline(client: httpx.Client) -> None:
 
 
 FUZZ_USER = new_user()
+ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "412", "429"]
 
 
 def _load(server: LiveServer, user: str, **generation: Any) -> Any:
@@ -189,10 +211,16 @@ def _load(server: LiveServer, user: str, **generation: Any) -> Any:
             "checks": {
                 "enabled": True,
                 # A well-formed If-Match naming another version is a valid request that must fail: 412.
-                "positive_data_acceptance": {
-                    "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "429"]
-                },
+                "positive_data_acceptance": {"expected-statuses": ACCEPTED},
             },
+            # A well-formed move may name an anchor that is none of the user's tasks (the schema
+            # cannot know which ids exist): a valid request that must fail, 422 naming the field.
+            "operations": [
+                {
+                    "include-operation-id": "moveTask",
+                    "checks": {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]}},
+                }
+            ],
         }
     )
     return schemathesis.openapi.from_url(f"{server.base_url}/openapi.json", config=config)

@@ -217,6 +217,8 @@ def test_filters_combine_with_each_other_and_v1_filters(
         ([("due_min", "2026-12-01T09:00:00")], "due_min"),
         ([("due_min", "2026-12-01")], "due_min"),
         ([("due_max", "soon")], "due_max"),
+        ([("due_max", "9999-12-31T23:59:59Z")], "due_max"),
+        ([("due_min", "0001-01-01T00:30:00+01:00")], "due_min"),
         ([("due_max", "")], "due_max"),
         ([("due_min", "2026-12-01T09:00:00Z"), ("due_min", "2026-12-02T09:00:00Z")], "due_min"),
         ([("sort", "-position")], "sort"),

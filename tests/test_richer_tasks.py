@@ -95,7 +95,7 @@ def test_due_at_is_returned_in_utc(client: httpx.Client, user: str, sent: str, u
         1764581400,
         True,
         ["2026-12-01T09:30:00Z"],
-        # The ends of the range the database driver reads as -infinity and +infinity, and beyond.
+        # Outside the years 1000-9998 as written, where the driver's -infinity and +infinity are.
         "0001-01-01T00:00:00Z",
         "0001-01-01T00:30:00+01:00",
         "9999-12-31T23:59:59.999999Z",
