@@ -13,6 +13,12 @@ from service import positions
 from tests.support import Database, LiveServer, auth, new_user
 
 
+@pytest.fixture
+def client(app_client: httpx.Client) -> httpx.Client:
+    """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
+    return app_client
+
+
 def _create(client: httpx.Client, user: str, title: str = "a task") -> dict:
     response = client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
     assert response.status_code == 201, response.text
