@@ -64,7 +64,10 @@ TaskId = Annotated[uuid.UUID, Meta(description="UUIDv7, lower case")]
 # Numbers in the database (an enum type) in this order, so sorting by priority is sorting by rank.
 Priority = Literal["none", "low", "medium", "high"]
 PRIORITIES: tuple[str, ...] = get_args(Priority)
-TaskPriority = Annotated[Priority, Meta(description="none, low, medium or high")]
+TaskPriority = Annotated[
+    Priority,
+    Meta(description="none, low, medium or high", extra={"rule": "must be one of none, low, medium, high"}),
+]
 Tag = Annotated[
     str,
     Meta(
