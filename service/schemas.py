@@ -99,11 +99,9 @@ DueAt = Annotated[
         extra={"rule": DUE_RULE},
     ),
 ]
+ANCHOR_RULE = "must be the id of another of your tasks"
 TaskAnchor = Annotated[
-    uuid.UUID,
-    Meta(
-        description="Another of the user's tasks", extra={"rule": "must be the id of another of your tasks"}
-    ),
+    uuid.UUID, Meta(description="Another of the user's tasks", extra={"rule": ANCHOR_RULE})
 ]
 
 
@@ -192,6 +190,14 @@ class TaskMove(Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if (self.before is UNSET) == (self.after is UNSET):
             raise ValueError("must have exactly one of before, after")
+
+    def anchor(self) -> tuple[Literal["before", "after"], uuid.UUID]:
+        """Which side of which task the moved task goes."""
+        if isinstance(self.after, uuid.UUID):
+            return "after", self.after
+        if isinstance(self.before, uuid.UUID):
+            return "before", self.before
+        raise ValueError("must have exactly one of before, after")  # __post_init__ saw to it
 
 
 class ClearCompleted(Struct, forbid_unknown_fields=True):

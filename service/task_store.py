@@ -57,6 +57,7 @@ from .errors import (
 )
 from .models import IdempotencyKey, Task, User
 from .schemas import (
+    ANCHOR_RULE,
     CURSOR_RULE,
     STATS_TAGS_MAX,
     ListQuery,
@@ -777,7 +778,7 @@ class TaskStore:
         for rebalanced in (False, True):
             around = await conn.fetchrow(NEIGHBOURS.sql, *NEIGHBOURS.args(values), timeout=bound)
             if around is None:
-                raise invalid("after" if after else "before", "must be the id of another of your tasks")
+                raise invalid("after" if after else "before", ANCHOR_RULE)
             low, high = (
                 (around["position"], around["next"]) if after else (around["previous"], around["position"])
             )
@@ -800,7 +801,8 @@ class TaskStore:
 
     async def stats(self, user_id: str) -> TaskStats:
         row = await self._one(STATS, user_id=user_id, now=utc_now())
-        assert row is not None  # a SELECT without FROM returns one row
+        if row is None:  # a SELECT without FROM returns its one row
+            raise RuntimeError("the stats query returned no row")
         names, counts = row["tag_names"] or [], row["tag_counts"] or []
         return TaskStats(
             total=row["total"],
@@ -813,7 +815,8 @@ class TaskStore:
     async def clear_completed(self, user_id: str) -> int:
         """Delete every completed task of the user, in one statement; how many there were."""
         deleted = await self._one(CLEAR_COMPLETED, user_id=user_id)
-        assert deleted is not None
+        if deleted is None:  # likewise
+            raise RuntimeError("clear-completed returned no row")
         return int(deleted["deleted"])
 
     async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> Page:

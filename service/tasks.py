@@ -19,6 +19,7 @@ from .errors import TASK_NOT_FOUND, NotFound, invalid
 from .idempotency import create_once, idempotency_key
 from .ids import uuid7
 from .schemas import (
+    ANCHOR_RULE,
     ClearCompleted,
     Cleared,
     ClearedEnvelope,
@@ -146,15 +147,13 @@ class TaskMoving(HTTPEndpoint):
     """`/api/{user_id}/tasks/{task_id}/move`: place the task right before or after another one."""
 
     async def post(self, request: Request[AppState]) -> Response:
-        body = await read_json(request, TaskMove)
-        after = body.after is not UNSET
-        anchor = body.after if after else body.before
-        assert isinstance(anchor, uuid.UUID)
+        side, anchor = (await read_json(request, TaskMove)).anchor()
         task_id = _task_id(request)
         if anchor == task_id:
-            raise invalid("after" if after else "before", "must be the id of another of your tasks")
-        stored = await _store(request).move(
-            _user_id(request), task_id, if_match(request, task_id), anchor, after
+            raise invalid(side, ANCHOR_RULE)
+        store = _store(request)
+        stored = await store.move(
+            _user_id(request), task_id, if_match(request, task_id), anchor, side == "after"
         )
         return _task_response(request, stored)
 
