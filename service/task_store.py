@@ -334,13 +334,12 @@ NEIGHBOURS = Query.of(
     ).where(_anchor.c.user_id == _p("user_id", Text), _anchor.c.id == _p("anchor_id", tasks.c.id.type))
 )
 _head = _p("head", users.c.position_head.type)
-_set_head = update(users).where(users.c.id == _p("user_id", Text)).values(position_head=_head).cte("head")
+# Statements of their own, never CTEs beside a write to tasks: a trigger on tasks may write the
+# user's row too (the changes feed numbers every change there), and PostgreSQL refuses a statement
+# that writes one row both in its own body and in a trigger it fires.
+SET_HEAD = Query.of(update(users).where(users.c.id == _p("user_id", Text)).values(position_head=_head))
 MOVE = Query.of(
-    update(tasks)
-    .where(*_OWNED)
-    .values(position=_p("position", Text), **_BUMP)
-    .returning(*RETURNED)
-    .add_cte(_set_head)
+    update(tasks).where(*_OWNED).values(position=_p("position", Text), **_BUMP).returning(*RETURNED)
 )
 # A rebalance waits for no row: a task locked by another writer (who may be waiting for the
 # user's row this move holds) makes it fail at once, and the move starts again.
@@ -371,12 +370,8 @@ _renumbered = (
     .returning(tasks.c.id)
     .cte("renumbered")
 )
-REBALANCE = Query.of(
-    update(users)
-    .where(users.c.id == _p("user_id", Text))
-    .values(position_head=_head - select(func.count()).select_from(_renumbered).scalar_subquery())
-    .returning(users.c.position_head)
-)
+# How many tasks it renumbered: the user's head then moves down past them (SET_HEAD).
+REBALANCE = Query.of(select(func.count()).select_from(_renumbered))
 
 _active = ~tasks.c.completed & (tasks.c.user_id == _p("user_id", Text))
 _pairs = func.unnest(tasks.c.tags, tasks.c.tag_keys).table_valued("tag", "key").render_derived(name="t")
@@ -775,6 +770,7 @@ class TaskStore:
             raise PreconditionFailed()
         head: int = await conn.fetchval(LOCK_USER.sql, *LOCK_USER.args(mine), timeout=bound)
         values = {**mine, "anchor_id": anchor_id}
+        start = head
         for rebalanced in (False, True):
             around = await conn.fetchrow(NEIGHBOURS.sql, *NEIGHBOURS.args(values), timeout=bound)
             if around is None:
@@ -791,9 +787,11 @@ class TaskStore:
             if rebalanced or not positions.too_long(key):
                 break
             await conn.execute(LOCK_ALL.sql, *LOCK_ALL.args(mine), timeout=bound)
-            head = await conn.fetchval(REBALANCE.sql, *REBALANCE.args({**mine, "head": head}), timeout=bound)
+            head -= await conn.fetchval(REBALANCE.sql, *REBALANCE.args({**mine, "head": head}), timeout=bound)
+        if head != start:
+            await conn.execute(SET_HEAD.sql, *SET_HEAD.args({**mine, "head": head}), timeout=bound)
         row = await conn.fetchrow(
-            MOVE.sql, *MOVE.args({**mine, "position": key, "head": head, "now": utc_now()}), timeout=bound
+            MOVE.sql, *MOVE.args({**mine, "position": key, "now": utc_now()}), timeout=bound
         )
         if row is None:  # the task is locked by this transaction: it cannot be gone
             raise RuntimeError("the locked task was not updated")
