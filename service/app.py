@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -19,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from . import docs, health, openapi, tasks
+from . import changes, docs, events, health, openapi, tasks
 from .access_log import STDOUT_FILENO, AccessLog
 from .auth import AuthMiddleware
+from .change_hub import ChangeHub
 from .common_headers import CommonHeadersMiddleware
 from .cors import CorsMiddleware
 from .cursors import CursorCodec
@@ -36,7 +38,8 @@ from .observability import ObservabilityMiddleware, RouteTemplates
 from .schema_state import MigrationGuard, SchemaState
 from .settings import ConfigError, Settings
 from .state import AppState
-from .task_store import TaskStore
+from .sync_tokens import SyncTokens
+from .task_store import ChangeStore, TaskStore
 from .tokens import TokenVerifier
 
 logger = logging.getLogger("service")
@@ -53,6 +56,7 @@ CORS_HEADERS = (
     "If-None-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    "Last-Event-ID",
 )
 CORS_EXPOSED = ("ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed")
 CORS_MAX_AGE = 600
@@ -106,6 +110,26 @@ async def _purge_expired_keys(store: TaskStore) -> None:
             logger.warning("idempotency key purge skipped: database unavailable or too slow")
 
 
+def tombstone_schedule(retention: int) -> tuple[float, timedelta]:
+    """How often to purge tombstones, and how long to keep them: the retention plus a margin.
+
+    A tombstone's time is taken before its transaction commits, so one may be a little older than
+    a token that must still see it; the margin (at most 5 minutes) outlasts any transaction.
+    """
+    return min(PURGE_INTERVAL_SECONDS, retention / 2), timedelta(seconds=retention + min(300, retention))
+
+
+async def _purge_tombstones(changes: ChangeStore, retention: int) -> None:
+    """Forget deletions past SYNC_RETENTION; a token that old is refused (410) anyway."""
+    interval, keep = tombstone_schedule(retention)
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
+        try:
+            await changes.purge_tombstones(keep)
+        except _PURGE_SKIPPED:
+            logger.warning("tombstone purge skipped: database unavailable or too slow")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -132,6 +156,7 @@ def create_app(
     access_log = AccessLog(access_log_fd) if settings.access_log else None
     metrics = Metrics(settings.metrics_dir) if settings.metrics_enabled else None
     expected_migrations = [migration.name for migration in load_migrations()]
+    sync_tokens = SyncTokens(settings.cursor_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
@@ -142,15 +167,32 @@ def create_app(
         schema = SchemaState(pool, expected_migrations)
         await schema.check_at_start()
         purger = asyncio.create_task(_purge_expired_keys(store))
+        changes_store = ChangeStore(store)
+        assert settings.listen_url is not None
+        hub = ChangeHub(
+            settings.listen_url, settings.db_connect_timeout, changes_store, settings.max_streams_per_user
+        )
+        tombstone_purger = asyncio.create_task(_purge_tombstones(changes_store, settings.sync_retention))
         if jwks is not None:
             await jwks.start()
         if access_log is not None:
             access_log.start()
         sampler = asyncio.create_task(metrics.sample_pool_forever(pool)) if metrics is not None else None
         try:
-            yield AppState(pool=pool, store=store, cursors=cursors, schema=schema)
+            yield AppState(
+                pool=pool,
+                store=store,
+                cursors=cursors,
+                schema=schema,
+                changes=changes_store,
+                sync_tokens=sync_tokens,
+                sync_retention=settings.sync_retention,
+                hub=hub,
+            )
         finally:
             purger.cancel()
+            tombstone_purger.cancel()
+            await hub.close()
             if sampler is not None:
                 sampler.cancel()
             if metrics is not None:
@@ -172,7 +214,15 @@ def create_app(
         Exception: _unexpected,
         **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
     }
-    routes = [*health.routes, *tasks.routes, *docs.routes, *metrics_routes(metrics, settings.metrics_token)]
+    # The sync routes first: /tasks/changes must not be taken for a task id.
+    routes = [
+        *health.routes,
+        *changes.routes,
+        *events.routes,
+        *tasks.routes,
+        *docs.routes,
+        *metrics_routes(metrics, settings.metrics_token),
+    ]
     # Outermost first (inside the common headers): time and log everything, then CORS (it answers
     # preflights, which need no token), then the token before any route is looked up, then the
     # per-user cap, which needs to know the user. URL and header sizes are refused earlier still,

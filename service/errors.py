@@ -115,6 +115,16 @@ class InternalError(ApiError):
     pass
 
 
+class SyncExpired(ApiError):
+    status, code = 410, "SYNC_EXPIRED"
+    message = "This sync token is older than the retention; start over with a full sync"
+
+
+class TooManyStreams(ApiError):
+    status, code = 429, "TOO_MANY_STREAMS"
+    message = "Too many open event streams for this user; close one and retry"
+
+
 TASK_NOT_FOUND = "Task not found"
 
 BY_STATUS: dict[int, type[ApiError]] = {
@@ -135,6 +145,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
         TooManyRequests,
         ServiceUnavailable,
         InternalError,
+        SyncExpired,
     )
 }
 

@@ -8,6 +8,8 @@ from .envelope import error_response
 from .errors import TooManyRequests
 
 RETRY_AFTER_SECONDS = "1"
+# An event stream is in flight for hours by design; MAX_STREAMS_PER_USER caps those instead.
+EVENT_STREAM_SUFFIX = "/events"
 
 
 class FairUseMiddleware:
@@ -24,7 +26,7 @@ class FairUseMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user") if scope["type"] == "http" else None
-        if user is None:
+        if user is None or scope["path"].endswith(EVENT_STREAM_SUFFIX):
             await self.app(scope, receive, send)
             return
         user_id: str = user.user_id

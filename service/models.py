@@ -25,6 +25,8 @@ class User(SQLModel, table=True):
     task_count: int = Field(sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
     # The lowest integer part of the user's positions; a new first task counts it down.
     position_head: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+    # The number of the user's latest change to their tasks (sql/004_changes.sql).
+    change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
 
 
 class Task(SQLModel, table=True):
@@ -53,6 +55,19 @@ class Task(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     # Byte order is the manual order (service/positions.py).
     position: str = Field(sa_type=Text(collation="C"))
+    # Set by a trigger on every write: the user's change number of this row's latest change.
+    change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+
+
+class TaskTombstone(SQLModel, table=True):
+    """A deleted task, kept for SYNC_RETENTION so the changes feed can report the deletion."""
+
+    __tablename__ = "task_tombstones"
+
+    user_id: str = Field(sa_type=Text, foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    change_seq: int = Field(sa_type=BigInteger, primary_key=True)
+    id: uuid.UUID
+    deleted_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class IdempotencyKey(SQLModel, table=True):

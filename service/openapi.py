@@ -41,6 +41,7 @@ from .schemas import (
     TaskStats,
     TaskUpdate,
 )
+from .sync_schemas import ChangesEnvelope, ChangesMeta, ChangesQuery, Deletion, Upsert
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 REF = "#/components/schemas/{name}"
@@ -62,6 +63,7 @@ _TYPES: list[Any] = [
     HealthEnvelope,
     ErrorEnvelope,
     IndexEnvelope,
+    ChangesEnvelope,
 ]
 
 _ERROR_TEXT = {
@@ -69,6 +71,7 @@ _ERROR_TEXT = {
     401: "No valid bearer token",
     403: "The path names another user",
     404: "No such task (or it belongs to someone else)",
+    410: "The sync token is older than SYNC_RETENTION: start over with a full sync (no `since`)",
     409: "Idempotency-Key reused with another body, or its first request is still running (`CONFLICT`); "
     "the user holds MAX_TASKS_PER_USER tasks already (`QUOTA_EXCEEDED`)",
     412: "If-Match does not match the task's current ETag",
@@ -76,7 +79,8 @@ _ERROR_TEXT = {
     414: f"The URL is longer than {MAX_URL_BYTES:,} bytes",
     415: "Content-Type is present and not JSON",
     422: "A parameter or the body breaks a rule; `error.details` names the fields",
-    429: "Too many of this user's requests are in progress at once; retry after `Retry-After` seconds",
+    429: "Too many of this user's requests are in progress at once (`TOO_MANY_REQUESTS`), or, on the "
+    "event stream, MAX_STREAMS_PER_USER streams are open (`TOO_MANY_STREAMS`); retry after `Retry-After` seconds",
     431: f"The request headers are larger than {MAX_HEADER_BYTES:,} bytes",
     500: "Unexpected error; no internals are disclosed",
     503: "The database is unavailable; retry after `Retry-After` seconds",
@@ -150,6 +154,44 @@ def query_parameters(schema: type[msgspec.Struct]) -> list[dict[str, Any]]:
 
 
 LIST_QUERY = query_parameters(ListQuery)
+CHANGES_QUERY = query_parameters(ChangesQuery)
+LAST_EVENT_ID = _param(
+    "Last-Event-ID",
+    "header",
+    {"type": "string"},
+    "The `id` of the last `changed` event received: a `changed` follows `ready` at once if anything changed since",
+)
+_SINCE_TOKEN = "AQAAAAAAAAAqAAYK9w2sE4BHoQ0I2x5Yc0Kf3u1Vb2mZQ"  # noqa: S105 - an example, not a secret
+# Before OpenAPI 3.2, the schema of an event stream describes one event.
+_SINCE_DATA = {
+    "type": "string",
+    "contentMediaType": "application/json",
+    "description": '`{"since": TOKEN}`',
+}
+_EVENT_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {"event": {"const": "ready"}, "data": _SINCE_DATA},
+        },
+        {
+            "type": "object",
+            "required": ["event", "id", "data"],
+            "properties": {"event": {"const": "changed"}, "id": {"type": "string"}, "data": _SINCE_DATA},
+        },
+        {
+            "type": "object",
+            "required": ["event"],
+            "properties": {"event": {"const": "expired"}, "data": {"const": "{}"}},
+        },
+    ]
+}
+_EVENT_STREAM_EXAMPLE = (
+    f'event: ready\r\ndata: {{"since":"{_SINCE_TOKEN}"}}\r\n\r\n'
+    ": ping\r\n\r\n"
+    f'id: {_SINCE_TOKEN}\r\nevent: changed\r\ndata: {{"since":"{_SINCE_TOKEN}"}}\r\n\r\n'
+)
 
 
 # Examples are instances of the structs the handlers encode, so they have the served shape; a test
@@ -202,6 +244,13 @@ _OK_EXAMPLES: dict[str, msgspec.Struct] = {
     "moveTask": TaskEnvelope(_MOVED, _META),
     "taskStats": StatsEnvelope(_STATS, _META),
     "clearCompleted": ClearedEnvelope(Cleared(deleted=3), _META),
+    "getChanges": ChangesEnvelope(
+        [
+            Upsert(_DONE),
+            Deletion(id=uuid.UUID("01934f2e-9a4b-7c5d-8e6f-0a1b2c3d4e5f"), deleted_at=_DONE.updated_at),
+        ],
+        ChangesMeta(_META.request_id, count=2, limit=200, next_since=_SINCE_TOKEN, has_more=False),
+    ),
 }
 _BODY_EXAMPLES: dict[str, msgspec.Struct] = {
     "createTask": TaskCreate(
@@ -370,6 +419,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (*_API_ERRORS, 404, 412),
         parameters=[IF_MATCH],
         ok_headers=_TASK_HEADERS,
+    ),
+    ("get", "/api/{user_id}/tasks/changes"): Operation(
+        "getChanges",
+        "What changed since a sync token: upserts and deletions, oldest first (a full sync without one)",
+        200,
+        ChangesEnvelope,
+        (*_API_ERRORS, 410, 422),
+        parameters=CHANGES_QUERY,
+    ),
+    ("get", "/api/{user_id}/events"): Operation(
+        "streamEvents",
+        "Server-sent events: `ready`, then `changed` whenever the user's tasks change; `: ping` every 15 s",
+        200,
+        None,
+        _API_ERRORS,
+        ok_content={"text/event-stream": {"schema": _EVENT_SCHEMA, "example": _EVENT_STREAM_EXAMPLE}},
+        parameters=[LAST_EVENT_ID],
     ),
     ("patch", "/api/{user_id}/tasks/{task_id}/complete"): Operation(
         "completeTask",

@@ -63,6 +63,9 @@ class Settings:
     max_connections: int = 1000
     max_inflight_per_user: int = 8
     max_tasks_per_user: int = 100_000
+    database_listen_url: str | None = None
+    sync_retention: int = 30 * 86400
+    max_streams_per_user: int = 5
 
     def __post_init__(self) -> None:
         if self.better_auth_secret is None and self.jwks_url is None:
@@ -119,10 +122,16 @@ class Settings:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         _check_database_url(self.database_url)
+        _check_database_url(self.database_listen_url, "DATABASE_LISTEN_URL")
 
     @property
     def pool_max_size(self) -> int:
         return self.pool_size + self.pool_max_overflow
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where change notifications are listened for: a direct connection, never a transaction pooler."""
+        return self.database_listen_url or self.database_url
 
     @property
     def jwks_url(self) -> str | None:
@@ -187,6 +196,9 @@ class Settings:
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
             max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),
+            database_listen_url=reader.text("DATABASE_LISTEN_URL"),
+            sync_retention=reader.number("SYNC_RETENTION", int, 30 * 86400, low=1, high=10 * 365 * 86400),
+            max_streams_per_user=reader.number("MAX_STREAMS_PER_USER", int, 5, low=1, high=1000),
         )
 
 
@@ -237,11 +249,11 @@ class DatabaseSettings:
         )
 
 
-def _check_database_url(url: str | None) -> None:
+def _check_database_url(url: str | None, name: str = "DATABASE_URL") -> None:
     if url is not None:
         scheme = urlsplit(url).scheme
         if scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
-            raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme or 'no'} scheme")
+            raise ConfigError(f"{name} must be a PostgreSQL URL, not {scheme or 'no'} scheme")
 
 
 class _Reader:

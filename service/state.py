@@ -6,9 +6,11 @@ from typing import TypedDict
 
 import asyncpg
 
+from .change_hub import ChangeHub
 from .cursors import CursorCodec
 from .schema_state import SchemaState
-from .task_store import TaskStore
+from .sync_tokens import SyncTokens
+from .task_store import ChangeStore, TaskStore
 
 
 class AppState(TypedDict):
@@ -18,3 +20,7 @@ class AppState(TypedDict):
     store: TaskStore
     cursors: CursorCodec
     schema: SchemaState
+    changes: ChangeStore
+    sync_tokens: SyncTokens
+    sync_retention: int
+    hub: ChangeHub

@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import asyncpg
@@ -23,8 +23,10 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 from msgspec import UNSET
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Integer,
+    Interval,
     LargeBinary,
     SmallInteger,
     Table,
@@ -33,8 +35,11 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    null,
     or_,
+    true,
     tuple_,
+    union_all,
 )
 from sqlalchemy import any_ as sql_any
 from sqlalchemy.dialects import registry
@@ -55,7 +60,7 @@ from .errors import (
     invalid,
     unavailable,
 )
-from .models import IdempotencyKey, Task, User
+from .models import IdempotencyKey, Task, TaskTombstone, User
 from .schemas import (
     ANCHOR_RULE,
     CURSOR_RULE,
@@ -852,4 +857,111 @@ class TaskStore:
 
     async def purge_keys(self) -> int:
         status = await self._execute(PURGE_KEYS)
+        return int(status.rsplit(" ", 1)[-1])
+
+
+# --- Sync: the changes feed (CONTRACT section 9) -----------------------------------------------
+#
+# Triggers (sql/004_changes.sql) number every write with the user's next change number, taken
+# under the user row's lock, so one user's numbers follow commit order; a deleted task leaves a
+# tombstone with its own number. A page is every row of either kind past a number, in number
+# order, read with the user's latest number from the same snapshot: everything up to that number
+# is visible in it, so a client that continues from there never skips a change.
+
+tombstones = TaskTombstone.__table__  # type: ignore[attr-defined]
+
+_USER = _p("user_id", Text)
+_SINCE = _p("since", BigInteger)
+_upserts = select(tasks.c.change_seq.label("seq"), null().label("deleted_at"), *READ_COLUMNS).where(
+    tasks.c.user_id == _USER, tasks.c.change_seq > _SINCE
+)
+# A deletion has only an id and a time; the task's other columns are null.
+_deletions = select(
+    tombstones.c.change_seq,
+    tombstones.c.deleted_at,
+    *(tombstones.c.id if c.name == "id" else null().label(c.name) for c in READ_COLUMNS),
+).where(tombstones.c.user_id == _USER, tombstones.c.change_seq > _SINCE)
+# The page's columns before the task's: the clock, the user's latest number, the row's number
+# and its deletion time.
+_BEFORE_TASK = 4
+# The database's clock, so token times and tombstone times come from one clock; one row always.
+_clock = select(func.statement_timestamp().label("read_at")).subquery("clock")
+
+
+def _with_head(page: Any) -> Query:
+    """A page with the user's latest change number beside it (null when they never wrote)."""
+    return Query.of(
+        select(_clock.c.read_at, users.c.change_seq.label("head_seq"), page)
+        .select_from(_clock.outerjoin(users, users.c.id == _USER).outerjoin(page, true()))
+        .order_by(page.c.seq)
+    )
+
+
+_LIMIT = _p("limit", Integer)
+CHANGES_SINCE = _with_head(
+    union_all(_upserts, _deletions).order_by(literal_column("seq")).limit(_LIMIT).subquery("page")
+)
+# A full sync has no deletions to report: the client starts from nothing.
+CHANGES_ALL = _with_head(_upserts.order_by(tasks.c.change_seq).limit(_LIMIT).subquery("page"))
+HEAD = Query.of(
+    select(_clock.c.read_at, users.c.change_seq.label("head_seq")).select_from(
+        _clock.outerjoin(users, users.c.id == _USER)
+    )
+)
+# Maintenance across all users: it only forgets tombstones past the retention.
+PURGE_TOMBSTONES = Query.of(
+    delete(tombstones).where(tombstones.c.deleted_at < func.now() - _p("keep", Interval))
+)
+
+
+class Deleted(msgspec.Struct, frozen=True):
+    """A tombstone: the task that was deleted, and when."""
+
+    id: uuid.UUID
+    deleted_at: datetime
+
+
+class Change(msgspec.Struct, frozen=True):
+    """One entry of the feed: the task's latest state, or its deletion; `seq` orders them."""
+
+    seq: int
+    change: TaskRead | Deleted
+
+
+class ChangePage(msgspec.Struct, frozen=True):
+    """Changes in number order, and the user's latest number in the same snapshot, read then."""
+
+    changes: list[Change]
+    head: int
+    read_at: datetime
+
+
+class ChangeStore:
+    """The feed's statements, run on the task store's pool; every one names its user."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+
+    async def changes(self, user_id: str, since: int | None, limit: int) -> ChangePage:
+        """Up to `limit` changes after `since` (every task when None), oldest first."""
+        query = CHANGES_ALL if since is None else CHANGES_SINCE
+        rows = await self._store._all(query, user_id=user_id, since=since or 0, limit=limit)
+        first = rows[0]
+        changes = [
+            Change(row["seq"], TaskRead(*row[_BEFORE_TASK:]))
+            if row["deleted_at"] is None
+            else Change(row["seq"], Deleted(row["id"], row["deleted_at"]))
+            for row in rows
+            if row["seq"] is not None
+        ]
+        return ChangePage(changes, first["head_seq"] or 0, first["read_at"])
+
+    async def head(self, user_id: str) -> tuple[int, datetime]:
+        """The user's latest change number (0 before their first write), and the database's time."""
+        row = await self._store._one(HEAD, user_id=user_id)
+        assert row is not None
+        return row["head_seq"] or 0, row["read_at"]
+
+    async def purge_tombstones(self, keep: timedelta) -> int:
+        status = await self._store._execute(PURGE_TOMBSTONES, keep=keep)
         return int(status.rsplit(" ", 1)[-1])

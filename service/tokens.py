@@ -51,12 +51,14 @@ CACHE_ENTRIES = 10_000
 
 
 class AuthenticatedUser(BaseUser):
-    """The verified caller; `identity` is the user id from the token."""
+    """The verified caller; `identity` is the user id from the token, `expires_at` its `exp`."""
 
-    __slots__ = ("user_id",)
+    __slots__ = ("expires_at", "user_id")
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, expires_at: float = float("inf")) -> None:
         self.user_id = user_id
+        # An event stream ends when its token does.
+        self.expires_at = expires_at
 
     @property
     def is_authenticated(self) -> bool:
@@ -220,7 +222,7 @@ class TokenVerifier:
         if decoded is None:
             raise bad_token("Token signature is not valid")
         exp = policy.expiry(decoded.claims, now)
-        return AuthenticatedUser(self._user_id(decoded.claims)), exp
+        return AuthenticatedUser(self._user_id(decoded.claims), exp), exp
 
     @staticmethod
     def _public_keys(jwks: JwksClient, alg: str, kid: object) -> list[Key]:

@@ -1,0 +1,191 @@
+"""One LISTEN connection per worker, fanning PostgreSQL's change notifications out to its event streams.
+
+The triggers of sql/004_changes.sql `NOTIFY task_changes` with the writing user's id when a
+transaction commits, whichever worker, process or instance wrote. The hub reads that user's latest
+change number once (one short pooled query, however many of their streams are open here) and hands
+it to their streams. Streams hold no database connection of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from .db import UNAVAILABLE_ERRORS, asyncpg_dsn
+from .errors import ServiceUnavailable, TooManyStreams, unavailable
+from .sync_tokens import Position
+from .task_store import ChangeStore
+
+logger = logging.getLogger("service.events")
+
+CHANNEL = "task_changes"
+# A silent network can hide a dead connection from both ends: ask the server now and then.
+HEALTH_CHECK_SECONDS = 15.0
+# Notifications of one user that arrive this close together cost one read and one event.
+COALESCE_SECONDS = 0.05
+MAX_RECONNECT_DELAY = 5.0
+RETRY_AFTER_SECONDS = "5"
+# What a lost or unwell database looks like to the listener and to a stream's read.
+_DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
+    *UNAVAILABLE_ERRORS,
+    asyncpg.PostgresError,
+    ServiceUnavailable,
+)
+
+
+class Stream:
+    """One open event stream, as the hub sees it: the newest position offered, and whether it must end."""
+
+    __slots__ = ("_hub", "_wake", "latest", "lost", "user_id")
+
+    def __init__(self, hub: ChangeHub, user_id: str) -> None:
+        self._hub = hub
+        self._wake = asyncio.Event()
+        self.user_id = user_id
+        self.latest = Position(0, datetime.min.replace(tzinfo=UTC))
+        self.lost = False
+
+    def offer(self, position: Position) -> None:
+        if position.seq > self.latest.seq:
+            self.latest = position
+            self._wake.set()
+
+    def end(self) -> None:
+        """The database connection is gone: notifications may be missed, so the client must resync."""
+        self.lost = True
+        self._wake.set()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+
+    def close(self) -> None:
+        """Free the stream's slot; safe to call more than once."""
+        self._hub._remove(self)
+
+
+class ChangeHub:
+    """The worker's listening connection, its streams by user, and the per-user stream limit."""
+
+    def __init__(self, dsn: str, connect_timeout: float, changes: ChangeStore, max_streams: int) -> None:
+        self._dsn = asyncpg_dsn(dsn)
+        self._connect_timeout = connect_timeout
+        self._changes = changes
+        self._max_streams = max_streams
+        self._streams: dict[str, set[Stream]] = {}
+        self._pending: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listening = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    def open(self, user_id: str) -> Stream:
+        """A new stream for `user_id`, or 429 when they already have the maximum open at this worker."""
+        streams = self._streams.setdefault(user_id, set())
+        if len(streams) >= self._max_streams:
+            raise TooManyStreams(headers={"retry-after": RETRY_AFTER_SECONDS})
+        stream = Stream(self, user_id)
+        streams.add(stream)
+        return stream
+
+    def _remove(self, stream: Stream) -> None:
+        streams = self._streams.get(stream.user_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._streams[stream.user_id]
+
+    def open_streams(self) -> int:
+        return sum(map(len, self._streams.values()))
+
+    async def listening(self) -> None:
+        """Return once notifications are being received; 503 if the database cannot be reached soon."""
+        if self._runner is None:
+            # Started by the first stream: a worker that never serves one holds no extra connection.
+            self._runner = asyncio.create_task(self._run(), name="change-listener")
+        if not self._listening.is_set():
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await self._listening.wait()
+            except TimeoutError:
+                raise unavailable() from None
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        self._end_all()
+
+    async def _run(self) -> None:
+        """Listen; after a lost connection, end every stream and connect again, backing off."""
+        delay = 0.1
+        while True:
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            except Exception as exc:  # any failure to connect is retried; its kind is logged
+                logger.warning("change listener cannot connect: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
+                continue
+            try:
+                await self._listen(connection)
+                logger.warning("change listener lost its connection; ending event streams")
+            finally:
+                self._listening.clear()
+                self._end_all()
+                connection.terminate()
+            delay = 0.1
+
+    async def _listen(self, connection: asyncpg.Connection) -> None:
+        """Return when the connection is lost."""
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+        except _DATABASE_TROUBLE:
+            return
+        self._listening.set()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                    await lost.wait()
+            if lost.is_set():
+                return
+            try:
+                await connection.fetchval("SELECT 1", timeout=self._connect_timeout)
+            except _DATABASE_TROUBLE:
+                return
+
+    def _end_all(self) -> None:
+        for streams in self._streams.values():
+            for stream in streams:
+                stream.end()
+
+    def _notified(self, connection: Any, pid: int, channel: str, user_id: Any) -> None:
+        if user_id in self._streams and user_id not in self._pending:
+            self._pending.add(user_id)
+            task = asyncio.get_running_loop().create_task(self._refresh(user_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, user_id: str) -> None:
+        """Read the user's latest change number once and offer it to each of their streams here."""
+        await asyncio.sleep(COALESCE_SECONDS)
+        # From here on a notification schedules another read: this one may start before its commit.
+        self._pending.discard(user_id)
+        try:
+            seq, read_at = await self._changes.head(user_id)
+        except _DATABASE_TROUBLE as exc:
+            logger.warning("change read failed (%s); ending the user's event streams", type(exc).__name__)
+            for stream in self._streams.get(user_id, ()):
+                stream.end()
+            return
+        for stream in self._streams.get(user_id, ()):
+            stream.offer(Position(seq, read_at))

@@ -1,0 +1,69 @@
+"""Sync tokens: a position in one user's change history, opaque, signed and bound to that user."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAC_BYTES = 16
+_VERSION = 1
+# Version, change number, and the time the position was last known current (microseconds).
+_LAYOUT = struct.Struct(">BQq")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Every change numbered up to `seq` is known; `at` is when that was last vouched for.
+
+    The age that SYNC_RETENTION limits runs from `at`: tombstones newer than it are kept, so the
+    deletions a client at this position still has to learn of are all there.
+    """
+
+    seq: int
+    at: datetime
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+class SyncTokens:
+    """Writes and reads positions; a token edited by hand or sent by another user is refused."""
+
+    def __init__(self, secret: bytes) -> None:
+        # Its own key, derived from the same secret as the cursors': a cursor is never a token.
+        self._key = hashlib.sha256(b"todo-service sync token v1\0" + secret).digest()
+
+    def _mac(self, user_id: str, payload: bytes) -> bytes:
+        message = user_id.encode() + b"\0" + payload
+        return hashlib.blake2b(message, key=self._key, digest_size=_MAC_BYTES).digest()
+
+    def encode(self, user_id: str, position: Position) -> str:
+        micros = (position.at - _EPOCH) // timedelta(microseconds=1)
+        payload = _LAYOUT.pack(_VERSION, position.seq, micros)
+        return _b64(payload + self._mac(user_id, payload))
+
+    def decode(self, user_id: str, token: str) -> Position:
+        """The position in `token`; ValueError when it is not one this service gave `user_id`."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (ValueError, binascii.Error):
+            raise ValueError("not base64") from None
+        payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
+        # Base64's spare bits make several strings decode alike: accept only the one we wrote.
+        if (
+            _b64(raw) != token
+            or len(mac) != _MAC_BYTES
+            or not hmac.compare_digest(mac, self._mac(user_id, payload))
+        ):
+            raise ValueError("bad token")
+        version, seq, micros = _LAYOUT.unpack(payload)
+        if version != _VERSION:
+            raise ValueError("unknown version")
+        return Position(seq, _EPOCH + timedelta(microseconds=micros))
