@@ -12,8 +12,11 @@ import datetime
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +115,52 @@ class PgCluster:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def pgbouncer(cluster: PgCluster, dbname: str) -> Iterator[str]:
+    """Debian's pgbouncer in transaction mode in front of `dbname`; yields its URL. Skips without it."""
+    import pytest
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    folder = Path(tempfile.mkdtemp(prefix="todo-bouncer-"))
+    folder.chmod(0o777)
+    port = free_port()
+    (folder / "pgbouncer.ini").write_text(
+        f"""[databases]
+{dbname} = host=127.0.0.1 port={cluster.port} dbname={dbname} user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 200
+ignore_startup_parameters = extra_float_digits
+"""
+    )
+    kwargs: dict[str, Any] = {"user": cluster.user} if cluster.user else {}
+    proc = subprocess.Popen(
+        [binary, str(folder / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **kwargs,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "pgbouncer exited"
+                assert time.monotonic() < deadline, "pgbouncer did not listen"
+                time.sleep(0.1)
+        yield f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,343 @@
+"""CONTRACT §9, live updates: the event stream, its limits, shutdown, database restarts, several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from tests.pg_cluster import PgCluster, pgbouncer
+from tests.sse import EventStream, json_body, open_stream, seq
+from tests.support import SECRET, Database, LiveServer, auth, create_database, new_user, start_service
+
+APP = "https://app.example.com"
+
+
+async def _write(client: httpx.AsyncClient, user: str, title: str = "task") -> dict[str, str]:
+    response = await client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    data: dict[str, str] = response.json()["data"]
+    return data
+
+
+def _client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, timeout=30)
+
+
+def test_ready_then_changed_after_a_write_and_none_for_other_users(server: LiveServer) -> None:
+    user, other = new_user(), new_user()
+
+    async def run() -> float:
+        async with _client(server.base_url) as client, open_stream(client, user) as stream:
+            assert stream.response.status_code == 200
+            assert stream.response.headers["content-type"].startswith("text/event-stream")
+            assert stream.response.headers["cache-control"] == "no-store"
+            assert stream.response.headers["x-request-id"]
+            ready = await stream.next()
+            assert ready is not None
+            assert ready.event == "ready"
+            assert ready.id is None
+            assert seq(user, ready.since) == 0
+            for i in range(3):
+                await _write(client, other, f"not yours {i}")
+            started = time.perf_counter()
+            await _write(client, user)
+            changed = await stream.next()
+            latency = time.perf_counter() - started
+            # The first event after `ready` is about this user's write, not the other user's three.
+            assert changed is not None
+            assert changed.event == "changed"
+            assert changed.id == changed.since
+            assert seq(user, changed.since) == 1
+            return latency
+
+    latency = asyncio.run(run())
+    print(f"write -> changed on loopback: {latency * 1000:.1f} ms")
+
+
+def test_a_burst_of_writes_is_announced_and_the_token_reads_the_changes(server: LiveServer) -> None:
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(server.base_url) as client, open_stream(client, user) as stream:
+            ready = await stream.until("ready")
+            made = await asyncio.gather(*(_write(client, user, f"burst {i}") for i in range(10)))
+            last = 0
+            while last < 10:  # coalesced into one or a few events, in increasing order
+                event = await stream.until("changed")
+                assert seq(user, event.since) > last
+                last = seq(user, event.since)
+            body = (
+                await client.get(
+                    f"/api/{user}/tasks/changes", params={"since": ready.since}, headers=auth(user)
+                )
+            ).json()
+            assert {c["task"]["id"] for c in body["data"]} == {t["id"] for t in made}
+            assert seq(user, body["meta"]["next_since"]) == last
+
+    asyncio.run(run())
+
+
+def test_reconnecting_with_last_event_id(server: LiveServer) -> None:
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(server.base_url) as client:
+            async with open_stream(client, user) as stream:
+                await stream.until("ready")
+                await _write(client, user)
+                seen = await stream.until("changed")
+            await _write(client, user, "while away")
+            async with open_stream(client, user, last_event_id=seen.id) as stream:
+                await stream.until("ready")
+                missed = await stream.next()  # at once: no write needed to trigger it
+                assert missed is not None
+                assert missed.event == "changed"
+                assert seq(user, missed.since) == 2
+            # Up to date: no `changed` until something really changes.
+            async with open_stream(client, user, last_event_id=missed.id) as stream:
+                await stream.until("ready")
+                await _write(client, user, "new")
+                assert seq(user, (await stream.until("changed")).since) == 3
+            # Another user's id, or garbage: treated as unknown, so the client is told to resync.
+            stranger = new_user()
+            async with open_stream(client, stranger) as stream:
+                await stream.until("ready")
+            async with open_stream(client, user, last_event_id="forged") as stream:
+                await stream.until("ready")
+                assert (await stream.next()).event == "changed"  # type: ignore[union-attr]
+
+    asyncio.run(run())
+
+
+def test_the_sixth_stream_is_429_and_a_closed_one_frees_its_slot(server: LiveServer) -> None:
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(server.base_url) as client:
+            streams = [open_stream(client, user) for _ in range(5)]
+            opened = [await s.__aenter__() for s in streams]
+            for stream in opened:
+                assert stream.response.status_code == 200
+            async with open_stream(client, user) as sixth:
+                assert sixth.response.status_code == 429
+                await sixth.response.aread()
+                body = json_body(sixth.response)
+                assert body["error"]["code"] == "TOO_MANY_STREAMS"
+                assert body["data"] is None
+                assert int(sixth.response.headers["retry-after"]) > 0
+            # Another user is not limited by this one's streams.
+            async with open_stream(client, new_user()) as theirs:
+                assert theirs.response.status_code == 200
+            await streams[0].__aexit__(None, None, None)
+            deadline = time.monotonic() + 5
+            while True:
+                async with open_stream(client, user) as again:
+                    if again.response.status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "a closed stream kept its slot"
+                await asyncio.sleep(0.1)
+            for stream in streams[1:]:
+                await stream.__aexit__(None, None, None)
+
+    asyncio.run(run())
+
+
+def test_the_stream_ends_with_expired_when_the_token_does(server: LiveServer) -> None:
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(server.base_url) as client, open_stream(client, user, ttl=1) as stream:
+            await stream.until("ready")
+            expired = await stream.until("expired", wait=15)
+            assert expired.data == "{}"
+            assert await stream.next() is None  # closed
+
+    asyncio.run(run())
+
+
+def test_pings_come_as_comment_lines(
+    make_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.events.PING_SECONDS", 0.2)
+    live = make_server()
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(live.base_url) as client, open_stream(client, user) as stream:
+            await stream.until("ready")
+            ping = await stream.next(pings=True)
+            assert ping is not None
+            assert ping.comments == ["ping"]
+
+    asyncio.run(run())
+
+
+def test_a_preflight_allows_last_event_id(make_server: Callable[..., LiveServer]) -> None:
+    live = make_server(cors_origins=(APP,))
+    with live.client() as client:
+        response = client.options(
+            "/api/u1/events",
+            headers={
+                "Origin": APP,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, last-event-id",
+            },
+        )
+    assert response.status_code == 200
+    assert "last-event-id" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_a_write_through_one_process_is_announced_by_another(
+    server: LiveServer, database: Database, tmp_path: Path
+) -> None:
+    proc, base = start_service(
+        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
+    )
+    user = new_user()
+    try:
+
+        async def run() -> None:
+            async with (
+                _client(base) as elsewhere,
+                _client(server.base_url) as here,
+                open_stream(elsewhere, user) as stream,
+            ):
+                await stream.until("ready")
+                await _write(here, user)
+                assert seq(user, (await stream.until("changed")).since) == 1
+
+        asyncio.run(run())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_sigterm_ends_open_streams_and_exits_promptly(database: Database, tmp_path: Path) -> None:
+    proc, base = start_service(
+        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
+    )
+    user = new_user()
+    try:
+
+        async def run() -> float:
+            async with _client(base) as client:
+                streams = [open_stream(client, user) for _ in range(3)]
+                opened: list[EventStream] = [await s.__aenter__() for s in streams]
+                for stream in opened:
+                    await stream.until("ready")
+                started = time.perf_counter()
+                proc.send_signal(signal.SIGTERM)
+                for stream in opened:
+                    while await stream.next(wait=20) is not None:
+                        pass
+                code = await asyncio.to_thread(proc.wait, 30)
+                assert code == 0
+                for s in streams:
+                    await s.__aexit__(None, None, None)
+                return time.perf_counter() - started
+
+        took = asyncio.run(run())
+        print(f"SIGTERM with 3 open streams -> exit: {took:.2f} s")
+        # uvicorn would wait up to 25 s for open responses; the streams must not hold it that long.
+        assert took < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    pg = PgCluster()
+    pg.start()
+    yield pg
+    pg.destroy()
+
+
+@pytest.fixture(scope="module")
+def cluster_db(cluster: PgCluster) -> str:
+    url = asyncio.run(create_database(cluster.url, "todo_events"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    return url
+
+
+def test_a_database_restart_ends_streams_and_the_listener_comes_back(
+    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
+) -> None:
+    live = make_server(database_url=cluster_db, db_connect_timeout=2.0, db_acquire_timeout=2.0)
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(live.base_url) as client:
+            async with open_stream(client, user) as stream:
+                await stream.until("ready")
+                await _write(client, user, "before")
+                before = await stream.until("changed")
+                await asyncio.to_thread(cluster.stop)
+                try:
+                    # The stream ends (the client reconnects and resyncs) rather than go silently deaf.
+                    while (event := await stream.next(wait=30)) is not None:
+                        assert event.event != "changed"
+                finally:
+                    await asyncio.to_thread(cluster.start)
+            deadline = time.monotonic() + 30
+            while True:
+                async with open_stream(client, user, last_event_id=before.id) as stream:
+                    if stream.response.status_code == 200:
+                        await stream.until("ready")
+                        await _write(client, user, "after")
+                        assert seq(user, (await stream.until("changed")).since) == 2
+                        break
+                    assert stream.response.status_code == 503
+                assert time.monotonic() < deadline, "no stream after the database came back"
+                await asyncio.sleep(0.2)
+
+    asyncio.run(run())
+
+
+def test_behind_pgbouncer_notifications_come_through_database_listen_url(
+    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
+) -> None:
+    """Writes go through a transaction-mode PgBouncer; LISTEN needs a session, so it goes direct."""
+    with pgbouncer(cluster, "todo_events") as bouncer:
+        live = make_server(database_url=bouncer, database_listen_url=cluster_db, statement_cache_size=0)
+        user = new_user()
+
+        async def run() -> None:
+            async with _client(live.base_url) as client, open_stream(client, user) as stream:
+                await stream.until("ready")
+                for i in range(1, 4):
+                    await _write(client, user, f"via pgbouncer {i}")
+                    assert seq(user, (await stream.until("changed")).since) == i
+                body = (await client.get(f"/api/{user}/tasks/changes", headers=auth(user))).json()
+                assert body["meta"]["count"] == 3
+
+        asyncio.run(run())
+
+
+def test_open_streams_do_not_use_up_the_users_requests_in_flight(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """A stream is in flight for hours; it counts against MAX_STREAMS_PER_USER, not MAX_INFLIGHT_PER_USER."""
+    live = make_server(max_inflight_per_user=2)
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(live.base_url) as client:
+            streams = [open_stream(client, user) for _ in range(3)]
+            for stream in [await s.__aenter__() for s in streams]:
+                assert stream.response.status_code == 200
+            response = await client.get(f"/api/{user}/tasks", headers=auth(user))
+            assert response.status_code == 200
+            for s in streams:
+                await s.__aexit__(None, None, None)
+
+    asyncio.run(run())
