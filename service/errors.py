@@ -59,18 +59,6 @@ class QuotaExceeded(ApiError):
     status, code, message = 409, "QUOTA_EXCEEDED", "You already hold the most tasks allowed"
 
 
-class SyncExpired(ApiError):
-    status, code, message = (
-        410,
-        "SYNC_EXPIRED",
-        "The sync token is older than the retention: start a full sync",
-    )
-
-
-class TooManyStreams(ApiError):
-    status, code, message = 429, "TOO_MANY_STREAMS", "Too many open event streams"
-
-
 class PreconditionFailed(ApiError):
     status, code, message = 412, "PRECONDITION_FAILED", "The task has changed since the given ETag"
 

@@ -30,12 +30,14 @@ PING_SECONDS = 15  # the contract asks for at least one every 20 s
 SEND_TIMEOUT_SECONDS = 30.0
 # At shutdown a stream ends by itself at once; this only bounds a stream that would not.
 SHUTDOWN_GRACE_SECONDS = 1.0
+# The spec allows CRLF, CR or LF; plain LF is what hand-written fetch readers split on (`\n\n`).
+SEP = "\n"
 
 _encode = msgspec.json.Encoder().encode
 
 
 def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping")
+    return ServerSentEvent(comment="ping", sep=SEP)
 
 
 class EventStreamResponse(EventSourceResponse):
@@ -56,6 +58,7 @@ class EventStreamResponse(EventSourceResponse):
             send_timeout=SEND_TIMEOUT_SECONDS,
             shutdown_event=shutdown,
             shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+            sep=SEP,
         )
         self._stream = stream
 
@@ -99,7 +102,7 @@ async def _events(
         token = tokens.encode(user_id, position)
         # `ready` has no id: the browser's Last-Event-ID must stay the last `changed` it was sent.
         return ServerSentEvent(
-            _encode(Since(token)).decode(), event=name, id=token if name == "changed" else None
+            _encode(Since(token)).decode(), event=name, id=token if name == "changed" else None, sep=SEP
         )
 
     # sse-starlette sets `shutdown` when uvicorn begins to stop: the stream then ends cleanly, with
@@ -118,7 +121,7 @@ async def _events(
                     await stream.wait()
             except TimeoutError:
                 # The bearer token expired: a stream never outlives the authorisation it began with.
-                yield ServerSentEvent(data="{}", event="expired")
+                yield ServerSentEvent(data="{}", event="expired", sep=SEP)
                 return
             if stream.lost:
                 return

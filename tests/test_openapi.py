@@ -194,6 +194,8 @@ def test_docs_page_works_offline(client: httpx.Client) -> None:
 
 FUZZ_USER = new_user()
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "412", "429"]
+# Schemathesis' own list for negative_data_rejection.
+REJECTED = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
 
 
 def _load(server: LiveServer, user: str, **generation: Any) -> Any:
@@ -214,6 +216,8 @@ def _load(server: LiveServer, user: str, **generation: Any) -> Any:
                 "enabled": True,
                 # A well-formed If-Match naming another version is a valid request that must fail: 412.
                 "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+                # Invalid input may also be long enough to be refused for its size (many `tag`s).
+                "negative_data_rejection": {"expected-statuses": [*REJECTED, "414", "431"]},
             },
             # A well-formed move may name an anchor that is none of the user's tasks (the schema
             # cannot know which ids exist): a valid request that must fail, 422 naming the field.

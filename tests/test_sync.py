@@ -19,6 +19,7 @@ import pytest
 from service.db import asyncpg_dsn
 from service.ids import uuid7
 from service.migrations import SQL_DIR, migrate
+from service.positions import int_key, sql_int_key
 from service.sync_tokens import Position, SyncTokens
 from tests.support import SECRET, Database, LiveServer, auth, create_database, new_user
 
@@ -210,10 +211,10 @@ def test_existing_tasks_are_numbered_by_the_migration(pg_admin_url: str, tmp_pat
     db = Database(url=url, admin_url=pg_admin_url)
     db.query("INSERT INTO users (id) VALUES ('a'), ('b')")
     db.query(
-        """INSERT INTO tasks (user_id, id, title, updated_at) VALUES
-           ('a', gen_random_uuid(), 'a1', now() - interval '2 days'),
-           ('a', gen_random_uuid(), 'a2', now() - interval '1 day'),
-           ('b', gen_random_uuid(), 'b1', now())"""
+        f"""INSERT INTO tasks (user_id, id, title, updated_at, position) VALUES
+           ('a', gen_random_uuid(), 'a1', now() - interval '2 days', {sql_int_key("1")}),
+           ('a', gen_random_uuid(), 'a2', now() - interval '1 day', {sql_int_key("2")}),
+           ('b', gen_random_uuid(), 'b1', now(), {sql_int_key("1")})"""  # noqa: S608 - constant SQL
     )
     asyncio.run(migrate(dsn))
     rows = db.query("SELECT user_id, title, change_seq FROM tasks ORDER BY user_id, change_seq")
@@ -272,11 +273,13 @@ def test_concurrent_writers_never_make_a_syncing_client_miss_a_change(
                     if rng.random() < 0.3 or not ids:
                         new_id = uuid7(datetime.now(UTC))
                         await conn.execute(
-                            """INSERT INTO tasks (user_id, id, title, created_at, updated_at)
-                               VALUES ($1, $2, $3, now(), now())""",
+                            """INSERT INTO tasks (user_id, id, title, created_at, updated_at, position)
+                               VALUES ($1, $2, $3, now(), now(), $4)""",
                             user,
                             new_id,
                             f"s{seed}-{step}",
+                            # Far from the API's new-first keys, which count down from 0.
+                            int_key(1_000_000 + seed * 1000 + step),
                         )
                         ids.append(str(new_id))
                     elif rng.random() < 0.8:
@@ -347,8 +350,10 @@ def test_one_statement_on_many_tasks_numbers_each_once(
     once per statement, not once per task."""
     token = _changes(client, user).json()["meta"]["next_since"]
     database.query(
-        """INSERT INTO tasks (user_id, id, title, completed)
-           SELECT $1, gen_random_uuid(), 'bulk ' || g, g % 2 = 0 FROM generate_series(1, 3000) g""",
+        f"""INSERT INTO tasks (user_id, id, title, completed, completed_at, position)
+           SELECT $1, gen_random_uuid(), 'bulk ' || g, g % 2 = 0, CASE WHEN g % 2 = 0 THEN now() END,
+                  {sql_int_key("g")}
+           FROM generate_series(1, 3000) g""",  # noqa: S608 - constant SQL
         user,
     )
     database.query("UPDATE tasks SET title = title || '!' WHERE user_id = $1 AND NOT completed", user)
