@@ -7,6 +7,7 @@ quicker, for the many tests about what the app answers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,11 +15,15 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.db import asyncpg_dsn
+from service.migrations import migrate
+from tests.pg_cluster import PgCluster
 from tests.support import (
     Database,
     InProcessApp,
     LiveServer,
     UserClient,
+    create_database,
     fresh_database,
     new_user,
     postgres_server,
@@ -88,3 +93,20 @@ def make_server(database: Database) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for live in started:
         live.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL of the module's own, which its tests may stop and start."""
+    pg = PgCluster()
+    pg.start()
+    yield pg
+    pg.destroy()
+
+
+@pytest.fixture(scope="module")
+def cluster_db(cluster: PgCluster) -> str:
+    """A migrated database `todo_cluster` on that server; returns its URL."""
+    url = asyncio.run(create_database(cluster.url, "todo_cluster"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    return url

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.db import asyncpg_dsn
-from service.migrations import migrate
 from tests.pg_cluster import PgCluster, pgbouncer
 from tests.sse import EventStream, json_body, open_stream, seq
-from tests.support import SECRET, Database, LiveServer, auth, create_database, new_user, start_service
+from tests.support import SECRET, Database, LiveServer, auth, new_user, start_service
 
 APP = "https://app.example.com"
 
@@ -254,21 +252,6 @@ def test_sigterm_ends_open_streams_and_exits_promptly(database: Database, tmp_pa
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    pg = PgCluster()
-    pg.start()
-    yield pg
-    pg.destroy()
-
-
-@pytest.fixture(scope="module")
-def cluster_db(cluster: PgCluster) -> str:
-    url = asyncio.run(create_database(cluster.url, "todo_events"))
-    asyncio.run(migrate(asyncpg_dsn(url)))
-    return url
-
-
 def test_a_database_restart_ends_streams_and_the_listener_comes_back(
     make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
 ) -> None:
@@ -307,7 +290,7 @@ def test_behind_pgbouncer_notifications_come_through_database_listen_url(
     make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
 ) -> None:
     """Writes go through a transaction-mode PgBouncer; LISTEN needs a session, so it goes direct."""
-    with pgbouncer(cluster, "todo_events") as bouncer:
+    with pgbouncer(cluster, "todo_cluster") as bouncer:
         live = make_server(database_url=bouncer, database_listen_url=cluster_db, statement_cache_size=0)
         user = new_user()
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from service.cors import CorsMiddleware
 from service.db import asyncpg_dsn
 from service.migrations import migrate
 from tests.pg_cluster import PgCluster, system_bin_dir
+from tests.pg_cluster import pgbouncer as bouncer
 from tests.support import (
     SECRET,
     Database,
@@ -35,7 +33,6 @@ from tests.support import (
     assert_statement_timeout,
     auth,
     create_database,
-    free_port,
     make_token,
     new_user,
     settings_for,
@@ -388,63 +385,10 @@ def test_sslmode_require_refuses_a_server_without_tls(
     assert response.status_code == 503
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    pg = PgCluster()
-    pg.start()
-    yield pg
-    pg.destroy()
-
-
-@pytest.fixture(scope="module")
-def cluster_db(cluster: PgCluster) -> str:
-    url = asyncio.run(create_database(cluster.url, "todo_cluster"))
-    asyncio.run(migrate(asyncpg_dsn(url)))
-    return url
-
-
 @pytest.fixture
 def pgbouncer(cluster: PgCluster, cluster_db: str) -> Iterator[str]:
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(binary).exists():
-        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
-    folder = Path(tempfile.mkdtemp(prefix="todo-bouncer-"))
-    folder.chmod(0o777)
-    port = free_port()
-    (folder / "pgbouncer.ini").write_text(
-        f"""[databases]
-todo_cluster = host=127.0.0.1 port={cluster.port} dbname=todo_cluster user=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = any
-pool_mode = transaction
-default_pool_size = 4
-max_client_conn = 200
-ignore_startup_parameters = extra_float_digits
-"""
-    )
-    kwargs = {"user": cluster.user} if cluster.user else {}
-    proc = subprocess.Popen(
-        [binary, str(folder / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **kwargs,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "pgbouncer exited"
-            assert time.monotonic() < deadline, "pgbouncer did not listen"
-            time.sleep(0.1)
-    yield f"postgresql://postgres@127.0.0.1:{port}/todo_cluster"
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(folder, ignore_errors=True)
+    with bouncer(cluster, "todo_cluster") as url:
+        yield url
 
 
 def test_behind_pgbouncer_in_transaction_mode(make_server: Callable[..., LiveServer], pgbouncer: str) -> None:
