@@ -405,3 +405,8 @@ def burst(
             return list(await asyncio.gather(*(send(client, i) for i in range(count))))
 
     return asyncio.run(all_at_once())
+
+
+def create_task(client: httpx.Client, user_id: str, title: str = "a task", **body: Any) -> dict[str, Any]:
+    """Create a task for `user_id` and return it; fails the test unless the answer is 201."""
+    return UserClient(client, user_id).create(title, **body)

@@ -10,19 +10,13 @@ import httpx
 import pytest
 
 from service import positions
-from tests.support import Database, LiveServer, auth, new_user
+from tests.support import Database, LiveServer, auth, create_task, new_user
 
 
 @pytest.fixture
 def client(app_client: httpx.Client) -> httpx.Client:
     """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
     return app_client
-
-
-def _create(client: httpx.Client, user: str, title: str = "a task") -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
 
 
 def _move(client: httpx.Client, user: str, task_id: str, body: object, **headers: str) -> httpx.Response:
@@ -54,7 +48,7 @@ def _refused(response: httpx.Response) -> str:
 @pytest.fixture
 def four(client: httpx.Client, user: str) -> list[str]:
     """Four tasks, listed d, c, b, a (new tasks go first); returned in that order."""
-    made = [_create(client, user, name)["id"] for name in "abcd"]
+    made = [create_task(client, user, name)["id"] for name in "abcd"]
     return made[::-1]
 
 
@@ -123,7 +117,7 @@ def test_first_and_last(client: httpx.Client, user: str, four: list[str]) -> Non
     assert _move(client, user, d, {"after": b}).status_code == 200
     assert _ids(client, user) == [a, c, b, d]
     # A new task still goes first, before one moved to the front.
-    e = _create(client, user, "e")["id"]
+    e = create_task(client, user, "e")["id"]
     assert _ids(client, user) == [e, a, c, b, d]
 
 
@@ -140,7 +134,7 @@ def test_an_anchor_that_is_not_one_of_the_users_tasks_is_422(
     client: httpx.Client, user: str, four: list[str], side: str
 ) -> None:
     other = new_user()
-    theirs = _create(client, other)["id"]
+    theirs = create_task(client, other)["id"]
     for anchor in (theirs, str(uuid.uuid4()), theirs.upper()):
         response = _move(client, user, four[0], {side: anchor})
         assert _refused(response) == side
@@ -202,7 +196,7 @@ def test_if_match(client: httpx.Client, user: str, four: list[str]) -> None:
 
 def test_missing_and_foreign_tasks(client: httpx.Client, user: str, four: list[str]) -> None:
     other = new_user()
-    theirs = _create(client, other)["id"]
+    theirs = create_task(client, other)["id"]
     for task_id in (str(uuid.uuid4()), theirs, "not-a-uuid"):
         response = _move(client, user, task_id, {"before": four[0]})
         assert response.status_code == 404, response.text
@@ -216,7 +210,7 @@ def test_missing_and_foreign_tasks(client: httpx.Client, user: str, four: list[s
 def test_random_moves_match_a_model_list(client: httpx.Client, user: str) -> None:
     """Hundreds of random moves, the listing compared with a plain list after each one."""
     rng = random.Random(8)
-    model = [_create(client, user, f"t{i}")["id"] for i in range(25)][::-1]
+    model = [create_task(client, user, f"t{i}")["id"] for i in range(25)][::-1]
     for step in range(300):
         task, anchor = rng.sample(model, 2)
         side = rng.choice(("before", "after"))
@@ -225,7 +219,7 @@ def test_random_moves_match_a_model_list(client: httpx.Client, user: str) -> Non
         model.remove(task)
         model.insert(model.index(anchor) + (side == "after"), task)
         if step % 25 == 0:
-            new = _create(client, user, f"n{step}")["id"]
+            new = create_task(client, user, f"n{step}")["id"]
             model.insert(0, new)
         listed = _order(client, user)
         assert [t["id"] for t in listed] == model, f"step {step}"
@@ -237,8 +231,8 @@ def test_random_moves_match_a_model_list(client: httpx.Client, user: str) -> Non
 def test_keys_that_grow_long_are_rebalanced(client: httpx.Client, user: str, database: Database) -> None:
     """Always into the same gap: keys grow a digit per ~6 moves until the service rebalances them,
     which changes the position and ETag of every task, even one nobody moved."""
-    bystander = _create(client, user, "bystander")["id"]
-    first, x, y = [_create(client, user, name)["id"] for name in ("y", "x", "first")][::-1]
+    bystander = create_task(client, user, "bystander")["id"]
+    first, x, y = [create_task(client, user, name)["id"] for name in ("y", "x", "first")][::-1]
     model = [first, x, y, bystander]
     assert _ids(client, user) == model
 
@@ -277,7 +271,7 @@ def test_concurrent_moves_never_share_a_position(server: LiveServer) -> None:
     """Writers racing on one user's list: every move succeeds (a loser retries), keys stay distinct."""
     user = new_user()
     with server.client() as client:
-        ids = [_create(client, user, f"t{i}")["id"] for i in range(12)]
+        ids = [create_task(client, user, f"t{i}")["id"] for i in range(12)]
     statuses: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(6)
@@ -310,7 +304,7 @@ def test_concurrent_creates_and_moves_to_the_front(server: LiveServer) -> None:
     """New tasks and moves to the front take the same counter: no two ever collide."""
     user = new_user()
     with server.client() as client:
-        ids = [_create(client, user, f"t{i}")["id"] for i in range(4)]
+        ids = [create_task(client, user, f"t{i}")["id"] for i in range(4)]
     made: list[str] = []
     statuses: list[int] = []
     lock = threading.Lock()
@@ -320,7 +314,7 @@ def test_concurrent_creates_and_moves_to_the_front(server: LiveServer) -> None:
         with server.client() as c:
             start.wait()
             for i in range(15):
-                task = _create(c, user, f"new {i}")
+                task = create_task(c, user, f"new {i}")
                 with lock:
                     made.append(task["id"])
 

@@ -16,7 +16,7 @@ from service.db import asyncpg_dsn
 from service.migrations import migrate
 from service.schemas import TaskRead
 from service.task_store import READ_COLUMNS, SORTS, list_query
-from tests.support import Database, LiveServer, auth, create_database, new_user
+from tests.support import Database, LiveServer, auth, create_database, create_task, new_user
 
 PRIORITIES = ["none", "low", "medium", "high"]
 NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
@@ -27,12 +27,6 @@ READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
 def client(app_client: httpx.Client) -> httpx.Client:
     """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
     return app_client
-
-
-def _create(client: httpx.Client, user: str, title: str = "t", **body: object) -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
 
 
 def _list(client: httpx.Client, user: str, params: object = None) -> httpx.Response:
@@ -78,7 +72,7 @@ def mixed(client: httpx.Client, user: str) -> list[dict]:
         }
         if i % 3:
             body["due_at"] = _at(rng.choice([-2, -1, 0, 0, 1, 3, 10]))
-        tasks.append(_create(client, user, f"t{i}", **body))
+        tasks.append(create_task(client, user, f"t{i}", **body))
     return tasks
 
 
@@ -146,7 +140,7 @@ def test_tag_filter_is_case_insensitive_and_every_tag_must_be_present(
 
 
 def test_tag_filter_matches_whole_tags_only(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, tags=["homework"])
+    task = create_task(client, user, tags=["homework"])
     assert _all(client, user, ("tag", "home")) == []
     assert [t["id"] for t in _all(client, user, ("tag", "HomeWork"))] == [task["id"]]
     assert [t["id"] for t in _all(client, user, ("tag", " homework "))] == [task["id"]]
@@ -179,14 +173,14 @@ def test_due_filters_min_inclusive_max_exclusive(client: httpx.Client, user: str
 
 
 def test_due_filters_honour_offsets(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, due_at="2026-12-01T09:00:00Z")
+    task = create_task(client, user, due_at="2026-12-01T09:00:00Z")
     assert [t["id"] for t in _all(client, user, ("due_min", "2026-12-01T10:00:00+01:00"))] == [task["id"]]
     assert _all(client, user, ("due_min", "2026-12-01T10:00:01+01:00")) == []
     assert _all(client, user, ("due_max", "2026-12-01T04:00:00-05:00")) == []
 
 
 def test_tasks_without_due_at_never_match_a_due_filter(client: httpx.Client, user: str) -> None:
-    _create(client, user)
+    create_task(client, user)
     assert _all(client, user, ("due_min", "1000-01-01T00:00:00Z")) == []
     assert _all(client, user, ("due_max", "9998-01-01T00:00:00Z")) == []
 
@@ -282,7 +276,7 @@ def test_each_new_sort_pages_every_task_exactly_once_while_another_client_writes
         return {"priority": rng.choice(PRIORITIES), **due}
 
     with server.client() as client:
-        originals = [_create(client, user, f"t{i}", **body()) for i in range(80)]
+        originals = [create_task(client, user, f"t{i}", **body()) for i in range(80)]
         doomed = {t["id"] for t in rng.sample(originals, 15)}
         stop = threading.Event()
 
@@ -290,7 +284,7 @@ def test_each_new_sort_pages_every_task_exactly_once_while_another_client_writes
             with server.client() as other:
                 pending = list(doomed)
                 while not stop.is_set():
-                    _create(other, user, "new", **body())
+                    create_task(other, user, "new", **body())
                     if pending:
                         other.delete(f"/api/{user}/tasks/{pending.pop()}", headers=auth(user))
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.support import auth, new_user
+from tests.support import auth, create_task, new_user
 
 NEW_FIELDS = ("due_at", "priority", "tags", "completed_at", "position")
 
@@ -16,12 +16,6 @@ NEW_FIELDS = ("due_at", "priority", "tags", "completed_at", "position")
 def client(app_client: httpx.Client) -> httpx.Client:
     """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
     return app_client
-
-
-def _create(client: httpx.Client, user: str, title: str = "a task", **body: object) -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
 
 
 def _patch(client: httpx.Client, user: str, task: dict, **body: object) -> httpx.Response:
@@ -47,7 +41,7 @@ def _utc(text: str) -> datetime:
 
 
 def test_a_v1_create_reads_the_new_fields_with_their_defaults(client: httpx.Client, user: str) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     assert task["due_at"] is None
     assert task["priority"] == "none"
     assert task["tags"] == []
@@ -68,7 +62,7 @@ def test_a_v1_create_reads_the_new_fields_with_their_defaults(client: httpx.Clie
 
 
 def test_create_takes_the_new_fields(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, due_at="2026-12-01T09:30:00Z", priority="high", tags=["work", "q4"])
+    task = create_task(client, user, due_at="2026-12-01T09:30:00Z", priority="high", tags=["work", "q4"])
     assert task["due_at"] == "2026-12-01T09:30:00Z"
     assert task["priority"] == "high"
     assert task["tags"] == ["work", "q4"]
@@ -85,7 +79,7 @@ def test_create_takes_the_new_fields(client: httpx.Client, user: str) -> None:
     ],
 )
 def test_due_at_is_returned_in_utc(client: httpx.Client, user: str, sent: str, utc: str) -> None:
-    task = _create(client, user, due_at=sent)
+    task = create_task(client, user, due_at=sent)
     assert _utc(task["due_at"]) == _utc(utc)
     assert task["due_at"].endswith("Z")
 
@@ -115,7 +109,7 @@ def test_due_at_needs_an_rfc3339_timestamp_with_an_offset(
 ) -> None:
     response = client.post(f"/api/{user}/tasks", json={"title": "x", "due_at": due_at}, headers=auth(user))
     assert _refused(response) == "due_at"
-    task = _create(client, user)
+    task = create_task(client, user)
     assert _refused(_patch(client, user, task, due_at=due_at)) == "due_at"
     assert _get(client, user, task).json()["data"]["due_at"] is None
 
@@ -124,19 +118,19 @@ def test_due_at_needs_an_rfc3339_timestamp_with_an_offset(
     "due_at", ["1000-01-01T00:00:00Z", "1000-01-01T05:00:00+05:00", "9998-12-31T23:59:59.999999Z"]
 )
 def test_due_at_takes_the_years_1000_to_9998(client: httpx.Client, user: str, due_at: str) -> None:
-    assert _utc(_create(client, user, due_at=due_at)["due_at"]) == datetime.fromisoformat(due_at)
+    assert _utc(create_task(client, user, due_at=due_at)["due_at"]) == datetime.fromisoformat(due_at)
 
 
 def test_due_at_null_clears_it(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, due_at="2026-12-01T09:30:00Z")
+    task = create_task(client, user, due_at="2026-12-01T09:30:00Z")
     assert _patch(client, user, task, due_at=None).json()["data"]["due_at"] is None
-    assert _create(client, user, due_at=None)["due_at"] is None
+    assert create_task(client, user, due_at=None)["due_at"] is None
 
 
 @pytest.mark.parametrize("priority", ["none", "low", "medium", "high"])
 def test_each_priority_is_kept(client: httpx.Client, user: str, priority: str) -> None:
-    assert _create(client, user, priority=priority)["priority"] == priority
-    task = _create(client, user)
+    assert create_task(client, user, priority=priority)["priority"] == priority
+    task = create_task(client, user)
     assert _patch(client, user, task, priority=priority).json()["data"]["priority"] == priority
 
 
@@ -146,7 +140,7 @@ def test_any_other_priority_is_422(client: httpx.Client, user: str, priority: ob
         f"/api/{user}/tasks", json={"title": "x", "priority": priority}, headers=auth(user)
     )
     assert _refused(response) == "priority"
-    task = _create(client, user, priority="low")
+    task = create_task(client, user, priority="low")
     assert _refused(_patch(client, user, task, priority=priority)) == "priority"
     assert _get(client, user, task).json()["data"]["priority"] == "low"
 
@@ -177,14 +171,14 @@ def test_any_other_priority_is_422(client: httpx.Client, user: str, priority: ob
 def test_tags_are_trimmed_and_deduplicated_keeping_the_first_spelling(
     client: httpx.Client, user: str, sent: list[str], kept: list[str]
 ) -> None:
-    assert _create(client, user, tags=sent)["tags"] == kept
-    task = _create(client, user, tags=["old"])
+    assert create_task(client, user, tags=sent)["tags"] == kept
+    task = create_task(client, user, tags=["old"])
     assert _patch(client, user, task, tags=sent).json()["data"]["tags"] == kept
 
 
 def test_twenty_tags_are_allowed(client: httpx.Client, user: str) -> None:
     tags = [f"t{i}" for i in range(20)]
-    assert _create(client, user, tags=tags)["tags"] == tags
+    assert create_task(client, user, tags=tags)["tags"] == tags
 
 
 @pytest.mark.parametrize(
@@ -219,7 +213,7 @@ def test_twenty_tags_are_allowed(client: httpx.Client, user: str) -> None:
 def test_bad_tags_are_422_and_change_nothing(client: httpx.Client, user: str, tags: object) -> None:
     response = client.post(f"/api/{user}/tasks", json={"title": "x", "tags": tags}, headers=auth(user))
     assert _refused(response).startswith("tags")
-    task = _create(client, user, tags=["keep"])
+    task = create_task(client, user, tags=["keep"])
     before = _get(client, user, task)
     assert _refused(_patch(client, user, task, tags=tags)).startswith("tags")
     after = _get(client, user, task)
@@ -228,7 +222,7 @@ def test_bad_tags_are_422_and_change_nothing(client: httpx.Client, user: str, ta
 
 
 def test_tags_replace_the_whole_list_and_other_fields_stay(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, due_at="2026-12-01T09:30:00Z", priority="medium", tags=["a", "b"])
+    task = create_task(client, user, due_at="2026-12-01T09:30:00Z", priority="medium", tags=["a", "b"])
     updated = _patch(client, user, task, tags=["c"]).json()["data"]
     assert updated["tags"] == ["c"]
     assert updated["priority"] == "medium"
@@ -239,7 +233,7 @@ def test_tags_replace_the_whole_list_and_other_fields_stay(client: httpx.Client,
 
 @pytest.mark.parametrize("method", ["put", "patch"])
 def test_put_and_patch_take_only_new_fields(client: httpx.Client, user: str, method: str) -> None:
-    task = _create(client, user, title="keep me", description="and me")
+    task = create_task(client, user, title="keep me", description="and me")
     response = client.request(
         method.upper(),
         f"/api/{user}/tasks/{task['id']}",
@@ -258,7 +252,7 @@ def test_put_and_patch_take_only_new_fields(client: httpx.Client, user: str, met
 @pytest.mark.parametrize(
     "field", ["completed_at", "position", "id", "user_id", "created_at", "updated_at", "completed"]
 )
-def test_read_only_fields_are_refused_on_create(client: httpx.Client, user: str, field: str) -> None:
+def test_read_only_fields_are_refused_oncreate_task(client: httpx.Client, user: str, field: str) -> None:
     value = {"completed": True, "completed_at": "2026-12-01T09:30:00Z"}.get(field, "800000000000")
     response = client.post(f"/api/{user}/tasks", json={"title": "x", field: value}, headers=auth(user))
     assert _refused(response) == field
@@ -267,14 +261,14 @@ def test_read_only_fields_are_refused_on_create(client: httpx.Client, user: str,
 
 @pytest.mark.parametrize("field", ["completed_at", "position", "id", "user_id", "created_at", "updated_at"])
 def test_read_only_fields_are_refused_on_update(client: httpx.Client, user: str, field: str) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     value = "2026-12-01T09:30:00Z" if field.endswith("_at") else "800000000000"
     assert _refused(_patch(client, user, task, **{field: value})) == field
     assert _get(client, user, task).json()["data"] == task
 
 
 def test_completed_at_follows_completed(client: httpx.Client, user: str) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     done = _patch(client, user, task, completed=True).json()["data"]
     assert done["completed_at"] is not None
     # Set by the very write that completed it.
@@ -289,7 +283,7 @@ def test_completed_at_follows_completed(client: httpx.Client, user: str) -> None
 def test_setting_completed_to_its_value_changes_only_updated_at_and_the_etag(
     client: httpx.Client, user: str
 ) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     first = _patch(client, user, task, completed=True)
     for same in (
         _patch(client, user, task, completed=True),
@@ -307,12 +301,12 @@ def test_setting_completed_to_its_value_changes_only_updated_at_and_the_etag(
         }
         first = same
     # Not completed, set to not completed: still no completed_at.
-    other = _create(client, user)
+    other = create_task(client, user)
     assert _patch(client, user, other, completed=False).json()["data"]["completed_at"] is None
 
 
 def test_toggle_sets_and_clears_completed_at(client: httpx.Client, user: str) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     url = f"/api/{user}/tasks/{task['id']}/complete"
     on = client.patch(url, headers=auth(user)).json()["data"]
     assert on["completed"] is True
@@ -326,7 +320,7 @@ def test_toggle_sets_and_clears_completed_at(client: httpx.Client, user: str) ->
 
 
 def test_a_write_that_does_not_touch_completed_keeps_completed_at(client: httpx.Client, user: str) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     done = _patch(client, user, task, completed=True).json()["data"]
     renamed = _patch(client, user, task, title="renamed", tags=["x"]).json()["data"]
     assert renamed["completed_at"] == done["completed_at"]
@@ -334,7 +328,7 @@ def test_a_write_that_does_not_touch_completed_keeps_completed_at(client: httpx.
 
 def test_the_v1_fields_work_as_before(client: httpx.Client, user: str) -> None:
     """A client that sends only v1 fields sees v1 behaviour."""
-    task = _create(client, user, description=None)
+    task = create_task(client, user, description=None)
     response = client.put(
         f"/api/{user}/tasks/{task['id']}",
         json={"title": "v1", "description": "d", "completed": True},
@@ -347,7 +341,7 @@ def test_the_v1_fields_work_as_before(client: httpx.Client, user: str) -> None:
 
 
 def test_new_tasks_go_first_in_the_manual_order(client: httpx.Client, user: str) -> None:
-    tasks = [_create(client, user, f"t{i}") for i in range(5)]
+    tasks = [create_task(client, user, f"t{i}") for i in range(5)]
     keys = [t["position"] for t in tasks]
     assert keys == sorted(keys, reverse=True)
     # Compared as byte strings.
@@ -357,11 +351,11 @@ def test_new_tasks_go_first_in_the_manual_order(client: httpx.Client, user: str)
 
 
 def test_a_delete_returns_the_new_fields(client: httpx.Client, user: str) -> None:
-    task = _create(client, user, priority="low", tags=["a"], due_at="2026-12-01T09:30:00Z")
+    task = create_task(client, user, priority="low", tags=["a"], due_at="2026-12-01T09:30:00Z")
     gone = client.delete(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).json()["data"]
     assert gone == task
 
 
 def test_another_users_fields_are_not_seen(client: httpx.Client, user: str) -> None:
-    theirs = _create(client, new_user(), tags=["secret"])
+    theirs = create_task(client, new_user(), tags=["secret"])
     assert _get(client, user, theirs).status_code == 404

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support import SECRET, Database, LiveServer, auth, new_user
+from tests.support import SECRET, Database, LiveServer, auth, create_task, new_user
 
 PAST = (datetime.now(UTC) - timedelta(days=2)).isoformat()
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
@@ -19,12 +19,6 @@ FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
 def client(app_client: httpx.Client) -> httpx.Client:
     """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
     return app_client
-
-
-def _create(client: httpx.Client, user: str, title: str = "a task", **body: object) -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title, **body}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
 
 
 def _complete(client: httpx.Client, user: str, task: dict) -> None:
@@ -50,22 +44,22 @@ def test_stats_of_a_user_without_tasks(client: httpx.Client, user: str) -> None:
 
 
 def test_stats_count_the_users_tasks(client: httpx.Client, user: str) -> None:
-    _create(client, user, "no due date")
-    _create(client, user, "due later", due_at=FUTURE)
-    _create(client, user, "overdue", due_at=PAST)
-    _create(client, user, "overdue too", due_at=PAST)
-    _complete(client, user, _create(client, user, "done, was due", due_at=PAST))
-    _complete(client, user, _create(client, user, "done"))
-    _create(client, new_user(), "someone else's", due_at=PAST)
+    create_task(client, user, "no due date")
+    create_task(client, user, "due later", due_at=FUTURE)
+    create_task(client, user, "overdue", due_at=PAST)
+    create_task(client, user, "overdue too", due_at=PAST)
+    _complete(client, user, create_task(client, user, "done, was due", due_at=PAST))
+    _complete(client, user, create_task(client, user, "done"))
+    create_task(client, new_user(), "someone else's", due_at=PAST)
     assert _stats(client, user) == {"total": 6, "active": 4, "completed": 2, "overdue": 2, "tags": []}
 
 
 def test_stats_tags_count_active_tasks_most_used_first_then_by_name(client: httpx.Client, user: str) -> None:
-    _create(client, user, tags=["work", "b-tag"])
-    _create(client, user, tags=["work", "a-tag", "home"])
-    _create(client, user, tags=["Work", "home"])
-    _create(client, user, tags=["zzz"])
-    _complete(client, user, _create(client, user, tags=["done-only", "work", "zzz", "zzz2"]))
+    create_task(client, user, tags=["work", "b-tag"])
+    create_task(client, user, tags=["work", "a-tag", "home"])
+    create_task(client, user, tags=["Work", "home"])
+    create_task(client, user, tags=["zzz"])
+    _complete(client, user, create_task(client, user, tags=["done-only", "work", "zzz", "zzz2"]))
     tags = _stats(client, user)["tags"]
     assert tags == [
         {"name": "work", "count": 3},
@@ -80,14 +74,14 @@ def test_stats_tags_group_spellings_case_insensitively_under_the_most_used_one(
     client: httpx.Client, user: str
 ) -> None:
     for spelling in ("Urgent", "urgent", "URGENT", "urgent"):
-        _create(client, user, tags=[spelling])
+        create_task(client, user, tags=[spelling])
     assert _stats(client, user)["tags"] == [{"name": "urgent", "count": 4}]
 
 
 def test_stats_list_at_most_100_tags(client: httpx.Client, user: str) -> None:
     for n in range(6):
-        _create(client, user, tags=[f"tag{n * 20 + i:03d}" for i in range(20)])
-    _create(client, user, tags=["tag119"])
+        create_task(client, user, tags=[f"tag{n * 20 + i:03d}" for i in range(20)])
+    create_task(client, user, tags=["tag119"])
     tags = _stats(client, user)["tags"]
     assert len(tags) == 100
     assert tags[0] == {"name": "tag119", "count": 2}
@@ -103,12 +97,12 @@ def test_stats_is_not_a_task_id(client: httpx.Client, user: str) -> None:
 
 
 def test_clear_completed_deletes_only_the_users_completed_tasks(client: httpx.Client, user: str) -> None:
-    keep = [_create(client, user, f"keep {i}") for i in range(3)]
-    gone = [_create(client, user, f"gone {i}") for i in range(4)]
+    keep = [create_task(client, user, f"keep {i}") for i in range(3)]
+    gone = [create_task(client, user, f"gone {i}") for i in range(4)]
     for task in gone:
         _complete(client, user, task)
     other = new_user()
-    theirs = _create(client, other)
+    theirs = create_task(client, other)
     _complete(client, other, theirs)
     response = _clear(client, user)
     assert response.status_code == 200, response.text
@@ -131,7 +125,7 @@ def test_clear_completed_deletes_only_the_users_completed_tasks(client: httpx.Cl
 def test_clear_completed_takes_no_body_or_an_empty_object(
     client: httpx.Client, user: str, kwargs: dict
 ) -> None:
-    _complete(client, user, _create(client, user))
+    _complete(client, user, create_task(client, user))
     headers = {**auth(user), **kwargs.pop("headers", {})}
     response = client.post(f"/api/{user}/tasks/clear-completed", headers=headers, **kwargs)
     assert response.status_code == 200, response.text
@@ -140,7 +134,7 @@ def test_clear_completed_takes_no_body_or_an_empty_object(
 
 @pytest.mark.parametrize("body", [{"all": True}, [], {"completed": True}])
 def test_clear_completed_refuses_any_field(client: httpx.Client, user: str, body: object) -> None:
-    task = _create(client, user)
+    task = create_task(client, user)
     _complete(client, user, task)
     response = _clear(client, user, json=body)
     assert response.status_code == 422, response.text
@@ -155,7 +149,7 @@ def test_clear_completed_is_its_own_route(client: httpx.Client, user: str) -> No
 def test_concurrent_clears_delete_each_task_once(
     client: httpx.Client, user: str, database: Database, server: LiveServer
 ) -> None:
-    tasks = [_create(client, user, f"t{i}") for i in range(40)]
+    tasks = [create_task(client, user, f"t{i}") for i in range(40)]
     for task in tasks[:20]:
         _complete(client, user, task)
     start = threading.Barrier(4)
@@ -257,8 +251,8 @@ def test_the_quota_is_exact_under_concurrent_creates(small: LiveServer, database
 def test_concurrent_deletes_count_once(
     client: httpx.Client, user: str, database: Database, server: LiveServer
 ) -> None:
-    task = _create(client, user)
-    _create(client, user)
+    task = create_task(client, user)
+    create_task(client, user)
     start = threading.Barrier(6)
     statuses: list[int] = []
 
