@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,31 +39,57 @@ _DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
 )
 
 
-class Stream:
-    """One open event stream, as the hub sees it: the newest position offered, and whether it must end."""
+_NOWHERE = Position(0, datetime.min.replace(tzinfo=UTC))
 
-    __slots__ = ("_hub", "_wake", "latest", "lost", "user_id")
+
+class Stream:
+    """One open event stream, as the hub sees it: the newest position offered, and whether it must end.
+
+    Kept small (slots, one future only while waiting): a worker holds thousands of them.
+    """
+
+    __slots__ = ("_hub", "_waiter", "gone", "latest", "lost", "user_id")
 
     def __init__(self, hub: ChangeHub, user_id: str) -> None:
         self._hub = hub
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self.user_id = user_id
-        self.latest = Position(0, datetime.min.replace(tzinfo=UTC))
+        self.latest = _NOWHERE
         self.lost = False
+        self.gone = False
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def offer(self, position: Position) -> None:
         if position.seq > self.latest.seq:
             self.latest = position
-            self._wake.set()
+            self._wake()
 
     def end(self) -> None:
-        """The database connection is gone: notifications may be missed, so the client must resync."""
+        """The database connection is gone or the worker is stopping: the client must resync."""
         self.lost = True
-        self._wake.set()
+        self._wake()
 
-    async def wait(self) -> None:
-        await self._wake.wait()
-        self._wake.clear()
+    def leave(self) -> None:
+        """The client went away: nothing more is sent."""
+        self.gone = True
+        self._wake()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait until woken (True) or for `seconds` (False)."""
+        if self.lost or self.gone:
+            return True
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._waiter = None
+        return True
 
     def close(self) -> None:
         """Free the stream's slot; safe to call more than once."""
@@ -82,6 +109,8 @@ class ChangeHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listening = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._shutdown_watch: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def open(self, user_id: str) -> Stream:
         """A new stream for `user_id`, or 429 when they already have the maximum open at this worker."""
@@ -90,7 +119,19 @@ class ChangeHub:
             raise TooManyStreams(headers={"retry-after": RETRY_AFTER_SECONDS})
         stream = Stream(self, user_id)
         streams.add(stream)
+        if self._stopping:
+            stream.end()
         return stream
+
+    def end_streams_after(self, shutdown: Callable[[], Awaitable[None]]) -> None:
+        """End every stream, and any opened later, once `shutdown()` returns; one watcher per worker."""
+        if self._shutdown_watch is None:
+            self._shutdown_watch = asyncio.get_running_loop().create_task(self._end_at(shutdown))
+
+    async def _end_at(self, shutdown: Callable[[], Awaitable[None]]) -> None:
+        await shutdown()
+        self._stopping = True
+        self._end_all()
 
     def _remove(self, stream: Stream) -> None:
         streams = self._streams.get(stream.user_id)
@@ -119,6 +160,8 @@ class ChangeHub:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        if self._shutdown_watch is not None:
+            self._shutdown_watch.cancel()
         for task in list(self._tasks):
             task.cancel()
         self._end_all()

@@ -1,8 +1,9 @@
 """`GET /api/{user_id}/events`: server-sent events telling a client its tasks changed.
 
-sse-starlette frames the events, sends the keep-alive pings, notices a client that went away and
-ends streams at once when uvicorn begins to shut down. The stream never carries task data: a
-client reads `/tasks/changes` from its own token when told.
+The stream never carries task data: a client reads `/tasks/changes` from its own token when told.
+sse-starlette frames the events and tells the worker when uvicorn begins to shut down; the
+response itself is one coroutine plus one waiting `receive()` per stream (sse-starlette's own
+response runs four tasks and a task group per stream, most of an idle stream's memory).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import anyio
 import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.event import ensure_bytes
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -25,48 +27,55 @@ from .sync_schemas import Since
 from .sync_tokens import Position, SyncTokens
 from .task_store import ChangeStore
 
-PING_SECONDS = 15  # the contract asks for at least one every 20 s
+PING_SECONDS = 15.0  # the contract asks for at least one every 20 s of silence
 # A client that stops reading for this long is dropped, freeing its slot.
 SEND_TIMEOUT_SECONDS = 30.0
-# At shutdown a stream ends by itself at once; this only bounds a stream that would not.
-SHUTDOWN_GRACE_SECONDS = 1.0
 # The spec allows CRLF, CR or LF; plain LF is what hand-written fetch readers split on (`\n\n`).
 SEP = "\n"
+PING = ensure_bytes(ServerSentEvent(comment="ping", sep=SEP), SEP)
+EXPIRED = ensure_bytes(ServerSentEvent(data="{}", event="expired", sep=SEP), SEP)
+_HEADERS = {"cache-control": "no-store", "connection": "keep-alive", "x-accel-buffering": "no"}
 
 _encode = msgspec.json.Encoder().encode
 
 
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping", sep=SEP)
+async def _until_disconnect(receive: Receive, stream: Stream) -> None:
+    """Wait for the client to go away (uvicorn answers `receive()` with `http.disconnect`)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.leave()
 
 
-class EventStreamResponse(EventSourceResponse):
+class EventStreamResponse(Response):
     """An event stream that frees its hub slot however it ends (client gone, shutdown, error)."""
 
-    def __init__(
-        self,
-        content: AsyncIterator[ServerSentEvent],
-        stream: Stream,
-        shutdown: anyio.Event,
-        headers: dict[str, str],
-    ) -> None:
-        super().__init__(
-            content,
-            headers=headers,
-            ping=PING_SECONDS,
-            ping_message_factory=_ping,
-            send_timeout=SEND_TIMEOUT_SECONDS,
-            shutdown_event=shutdown,
-            shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
-            sep=SEP,
-        )
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[bytes], stream: Stream, headers: dict[str, str]) -> None:
+        # No body and so no Content-Length (Response.__init__ would declare 0).
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**_HEADERS, **headers})
+        self._content = content
         self._stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = self._stream
+        listener = asyncio.get_running_loop().create_task(_until_disconnect(receive, stream))
         try:
-            await super().__call__(scope, receive, send)
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            if scope["method"] != "HEAD":
+                async for chunk in self._content:
+                    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not stream.gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            self._stream.close()
+            listener.cancel()
+            stream.close()
+            await self._content.aclose()  # type: ignore[attr-defined]
 
 
 def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str) -> int | None:
@@ -84,53 +93,50 @@ def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str)
         return -1
 
 
-async def _end_at(shutdown: anyio.Event, stream: Stream) -> None:
-    await shutdown.wait()
-    stream.end()
-
-
 async def _events(
     stream: Stream,
-    shutdown: anyio.Event,
     tokens: SyncTokens,
     user_id: str,
     ready: Position,
     last_seen: int | None,
     expires_at: float,
-) -> AsyncIterator[ServerSentEvent]:
-    def event(name: str, position: Position) -> ServerSentEvent:
+) -> AsyncIterator[bytes]:
+    def event(name: str, position: Position) -> bytes:
         token = tokens.encode(user_id, position)
         # `ready` has no id: the browser's Last-Event-ID must stay the last `changed` it was sent.
-        return ServerSentEvent(
+        framed = ServerSentEvent(
             _encode(Since(token)).decode(), event=name, id=token if name == "changed" else None, sep=SEP
         )
+        return ensure_bytes(framed, SEP)
 
-    # sse-starlette sets `shutdown` when uvicorn begins to stop: the stream then ends cleanly, with
-    # the response's last chunk, rather than being cut off.
-    watcher = asyncio.create_task(_end_at(shutdown, stream))
-    try:
-        yield event("ready", ready)
-        announced = ready.seq
-        # Behind the latest change, unreadable, or even ahead of it (a database restored from a
-        # backup): the client may have missed something, so it is told at once.
-        if last_seen is not None and last_seen != ready.seq:
-            yield event("changed", ready)
-        while True:
-            try:
-                async with asyncio.timeout(max(0.0, expires_at - time.time())):
-                    await stream.wait()
-            except TimeoutError:
-                # The bearer token expired: a stream never outlives the authorisation it began with.
-                yield ServerSentEvent(data="{}", event="expired", sep=SEP)
-                return
-            if stream.lost:
-                return
-            latest = stream.latest
-            if latest.seq > announced:
-                announced = latest.seq
-                yield event("changed", latest)
-    finally:
-        watcher.cancel()
+    yield event("ready", ready)
+    announced = ready.seq
+    # Behind the latest change, unreadable, or even ahead of it (a database restored from a
+    # backup): the client may have missed something, so it is told at once.
+    if last_seen is not None and last_seen != ready.seq:
+        yield event("changed", ready)
+    quiet_since = time.monotonic()
+    while True:
+        now = time.time()
+        if now >= expires_at:
+            # The bearer token expired: a stream never outlives the authorisation it began with.
+            yield EXPIRED
+            return
+        # Read at each wait, so that a test may shorten it.
+        ping_in = quiet_since + PING_SECONDS - time.monotonic()
+        woken = await stream.wait(min(ping_in, expires_at - now))
+        # Client gone, database lost (the client must resync) or the worker shutting down.
+        if stream.gone or stream.lost:
+            return
+        latest = stream.latest
+        if woken and latest.seq > announced:
+            announced = latest.seq
+            yield event("changed", latest)
+        elif time.monotonic() - quiet_since < PING_SECONDS:
+            continue
+        else:
+            yield PING
+        quiet_since = time.monotonic()
 
 
 async def events(request: Request[AppState]) -> EventStreamResponse:
@@ -140,6 +146,8 @@ async def events(request: Request[AppState]) -> EventStreamResponse:
     hub: ChangeHub = request.state["hub"]
     feed: ChangeStore = request.state["changes"]
     last_seen = _last_event_id(request, tokens, user_id)
+    # sse-starlette notices uvicorn beginning to stop; the hub then ends every stream at once, cleanly.
+    hub.end_streams_after(EventSourceResponse._listen_for_exit_signal)
     stream = hub.open(user_id)
     try:
         # Registered first, then read: a commit after this read is announced, none is lost between.
@@ -150,9 +158,8 @@ async def events(request: Request[AppState]) -> EventStreamResponse:
         raise
     expires_at: float = user.expires_at
     headers = {"x-request-id": request_id(request.scope)}
-    shutdown = anyio.Event()
-    content = _events(stream, shutdown, tokens, user_id, Position(seq, read_at), last_seen, expires_at)
-    return EventStreamResponse(content, stream, shutdown, headers)
+    content = _events(stream, tokens, user_id, Position(seq, read_at), last_seen, expires_at)
+    return EventStreamResponse(content, stream, headers)
 
 
 routes = [Route("/api/{user_id}/events", events, methods=["GET"])]
