@@ -1,9 +1,11 @@
-"""Benchmark the event stream: idle streams one worker holds, RSS per stream, write-to-event latency.
+"""Benchmark the event stream: idle streams the workers hold, RSS per stream, write-to-event latency.
 
-    python -m tests.load.streams --streams 1000 --writes 200
+    python -m tests.load.streams --streams 10000 --writes 200             # one worker
+    python -m tests.load.streams --streams 1000 --writes 500 --workers 2  # latency across two
 
-Starts a throwaway PostgreSQL and one `python -m service` worker, opens --streams idle streams
-(one user each, as many devices would), measures the worker's RSS before and after, then writes
+Starts a throwaway PostgreSQL and `python -m service` (WEB_CONCURRENCY=--workers, MAX_CONNECTIONS
+raised above --streams: it bounds streams too), opens --streams idle streams (one user each, as
+many devices would) over plain sockets, measures the workers' RSS before and after, then writes
 --writes tasks one at a time, each for a random one of those users, and times from the write's
 201 (its commit) to the `changed` event on that user's stream. Prints the figures as JSON.
 Everything binds to 127.0.0.1 and stops by itself.
@@ -15,11 +17,13 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -29,55 +33,95 @@ from service.migrations import migrate
 from tests.pg_cluster import PgCluster
 from tests.support import SECRET, create_database, make_token, start_service
 
+# Connections opened at once: beyond the listen backlog a SYN waits a second to be retried.
+OPENING = 200
 
-async def _open(
-    client: httpx.AsyncClient, user: str, ready: asyncio.Event, inbox: asyncio.Queue[float]
-) -> None:
-    headers = {"Authorization": f"Bearer {make_token(user, ttl=3600)}"}
-    async with client.stream("GET", f"/api/{user}/events", headers=headers) as response:
-        assert response.status_code == 200, response.status_code
-        async for line in response.aiter_lines():
-            if line == "event: ready":
-                ready.set()
-            elif line == "event: changed":
-                inbox.put_nowait(time.perf_counter())
+
+class Listener:
+    """One idle stream read over a raw socket (httpx costs too much CPU at 10,000 streams)."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.ready = asyncio.Event()
+        self.changed: asyncio.Queue[float] = asyncio.Queue()
+
+    async def open(self, host: str, port: int) -> asyncio.Task[None]:
+        reader, writer = await asyncio.open_connection(host, port)
+        token = make_token(self.user, ttl=3600)
+        writer.write(
+            f"GET /api/{self.user}/events HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(head.decode(errors="replace").splitlines()[0])
+        return asyncio.create_task(self._read(reader, writer))
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                # An event is sent whole in one chunk, so its name is never split across reads.
+                if b"event: ready" in data:
+                    self.ready.set()
+                for _ in range(data.count(b"event: changed")):
+                    self.changed.put_nowait(time.perf_counter())
+        finally:
+            writer.close()
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    """The processes serving requests: uvicorn's workers, or the process itself with one."""
+    proc = psutil.Process(pid)
+    children = [c for c in proc.children() if "resource_tracker" not in " ".join(c.cmdline())]
+    return children or [proc]
+
+
+def _rss(workers: list[psutil.Process]) -> int:
+    return sum(w.memory_info().rss for w in workers)
 
 
 async def bench(base: str, pid: int, streams: int, writes: int) -> dict[str, Any]:
-    worker = psutil.Process(pid)
-    users = [f"bench-{i:05d}" for i in range(streams)]
-    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        # Warm up the worker (pool, listener, code paths) before the baseline.
-        warm_ready, warm_inbox = asyncio.Event(), asyncio.Queue[float]()
-        warm = asyncio.create_task(_open(client, "bench-warm", warm_ready, warm_inbox))
-        await warm_ready.wait()
-        rss_before = worker.memory_info().rss
-        ready = {u: asyncio.Event() for u in users}
-        inbox = {u: asyncio.Queue[float]() for u in users}
-        started = time.perf_counter()
-        tasks = [asyncio.create_task(_open(client, u, ready[u], inbox[u])) for u in users]
-        for event in ready.values():
-            await event.wait()
-        opened_in = time.perf_counter() - started
-        await asyncio.sleep(2)  # let the worker settle
-        rss_after = worker.memory_info().rss
-        latencies = []
-        rng = random.Random(1)
-        async with httpx.AsyncClient(base_url=base, timeout=60) as writer:
-            for i in range(writes):
-                user = rng.choice(users)
-                headers = {"Authorization": f"Bearer {make_token(user)}"}
-                response = await writer.post(f"/api/{user}/tasks", json={"title": f"t{i}"}, headers=headers)
-                committed = time.perf_counter()
-                assert response.status_code == 201
-                arrived = await asyncio.wait_for(inbox[user].get(), 10)
-                latencies.append(max(0.0, arrived - committed))
-        for task in [*tasks, warm]:
-            task.cancel()
-        await asyncio.gather(*tasks, warm, return_exceptions=True)
+    parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    workers = _workers(pid)
+    listeners = [Listener(f"bench-{i:05d}") for i in range(streams)]
+    # Warm up the workers (pool, listener, code paths) before the baseline.
+    warm = [Listener(f"bench-warm-{i}") for i in range(len(workers) * 4)]
+    readers = [await w.open(host, port) for w in warm]
+    for w in warm:
+        await w.ready.wait()
+    rss_before = _rss(workers)
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(OPENING)
+
+    async def open_one(listener: Listener) -> None:
+        async with gate:
+            readers.append(await listener.open(host, port))
+            await listener.ready.wait()
+
+    await asyncio.gather(*(open_one(listener) for listener in listeners))
+    opened_in = time.perf_counter() - started
+    await asyncio.sleep(3)  # let the workers settle
+    rss_after = _rss(workers)
+    latencies = []
+    rng = random.Random(1)
+    async with httpx.AsyncClient(base_url=base, timeout=60) as writer:
+        for i in range(writes):
+            listener = rng.choice(listeners)
+            headers = {"Authorization": f"Bearer {make_token(listener.user)}"}
+            response = await writer.post(
+                f"/api/{listener.user}/tasks", json={"title": f"t{i}"}, headers=headers
+            )
+            committed = time.perf_counter()
+            assert response.status_code == 201
+            arrived = await asyncio.wait_for(listener.changed.get(), 10)
+            latencies.append(max(0.0, arrived - committed))
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
     latencies.sort()
     return {
+        "workers": len(workers),
         "streams": streams,
         "opened_in_s": round(opened_in, 2),
         "rss_before_mib": round(rss_before / 2**20, 1),
@@ -85,7 +129,7 @@ async def bench(base: str, pid: int, streams: int, writes: int) -> dict[str, Any
         "rss_per_stream_kib": round((rss_after - rss_before) / streams / 1024, 1),
         "writes": writes,
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 1),
-        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "latency_ms_p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1),
         "latency_ms_max": round(latencies[-1] * 1000, 1),
     }
 
@@ -96,7 +140,11 @@ def main() -> None:
     )
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # One descriptor per stream on both ends (the workers inherit the limit).
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     cluster = PgCluster()
     cluster.start()
     proc = None
@@ -105,6 +153,7 @@ def main() -> None:
         asyncio.run(migrate(asyncpg_dsn(url)))
         home = Path(tempfile.mkdtemp(prefix="todo-bench-"))
         env = {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": url, "HOME": str(home), "ACCESS_LOG": "false"}
+        env |= {"WEB_CONCURRENCY": str(args.workers), "MAX_CONNECTIONS": str(args.streams + 100)}
         proc, base = start_service({**env, "MAX_STREAMS_PER_USER": "5"})
         print(json.dumps(asyncio.run(bench(base, proc.pid, args.streams, args.writes)), indent=2))
     finally:
