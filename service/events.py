@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.event import ensure_bytes
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -34,7 +33,13 @@ SEND_TIMEOUT_SECONDS = 30.0
 SEP = "\n"
 PING = ensure_bytes(ServerSentEvent(comment="ping", sep=SEP), SEP)
 EXPIRED = ensure_bytes(ServerSentEvent(data="{}", event="expired", sep=SEP), SEP)
-_HEADERS = {"cache-control": "no-store", "connection": "keep-alive", "x-accel-buffering": "no"}
+# What sse-starlette sends, computed once.
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -46,36 +51,24 @@ async def _until_disconnect(receive: Receive, stream: Stream) -> None:
     stream.leave()
 
 
-class EventStreamResponse(Response):
-    """An event stream that frees its hub slot however it ends (client gone, shutdown, error)."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, content: AsyncIterator[bytes], stream: Stream, headers: dict[str, str]) -> None:
-        # No body and so no Content-Length (Response.__init__ would declare 0).
-        self.status_code = 200
-        self.background = None
-        self.init_headers({**_HEADERS, **headers})
-        self._content = content
-        self._stream = stream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = self._stream
-        listener = asyncio.get_running_loop().create_task(_until_disconnect(receive, stream))
-        try:
-            await send(
-                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-            )
-            if scope["method"] != "HEAD":
-                async for chunk in self._content:
-                    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if not stream.gone:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            listener.cancel()
-            stream.close()
-            await self._content.aclose()  # type: ignore[attr-defined]
+async def _respond(
+    scope: Scope, receive: Receive, send: Send, content: AsyncGenerator[bytes], stream: Stream
+) -> None:
+    """Send `content` as an event stream; free the hub slot however it ends (client gone, shutdown, error)."""
+    listener = asyncio.get_running_loop().create_task(_until_disconnect(receive, stream))
+    try:
+        headers = [*_HEADERS, (b"x-request-id", request_id(scope).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["method"] != "HEAD":
+            async for chunk in content:
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if not stream.gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        listener.cancel()
+        stream.close()
+        await content.aclose()
 
 
 def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str) -> int | None:
@@ -100,7 +93,7 @@ async def _events(
     ready: Position,
     last_seen: int | None,
     expires_at: float,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     def event(name: str, position: Position) -> bytes:
         token = tokens.encode(user_id, position)
         # `ready` has no id: the browser's Last-Event-ID must stay the last `changed` it was sent.
@@ -139,27 +132,30 @@ async def _events(
         quiet_since = time.monotonic()
 
 
-async def events(request: Request[AppState]) -> EventStreamResponse:
-    user = request.scope["user"]
-    user_id: str = user.user_id
-    tokens: SyncTokens = request.state["sync_tokens"]
-    hub: ChangeHub = request.state["hub"]
-    feed: ChangeStore = request.state["changes"]
-    last_seen = _last_event_id(request, tokens, user_id)
-    # sse-starlette notices uvicorn beginning to stop; the hub then ends every stream at once, cleanly.
-    hub.end_streams_after(EventSourceResponse._listen_for_exit_signal)
-    stream = hub.open(user_id)
-    try:
-        # Registered first, then read: a commit after this read is announced, none is lost between.
-        await hub.listening()
-        seq, read_at = await feed.head(user_id)
-    except BaseException:
-        stream.close()
-        raise
-    expires_at: float = user.expires_at
-    headers = {"x-request-id": request_id(request.scope)}
-    content = _events(stream, tokens, user_id, Position(seq, read_at), last_seen, expires_at)
-    return EventStreamResponse(content, stream, headers)
+class Events:
+    """The endpoint, as a plain ASGI app: an idle stream then holds no request/response wrappers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request: Request[AppState] = Request(scope)
+        user = scope["user"]
+        user_id: str = user.user_id
+        tokens: SyncTokens = request.state["sync_tokens"]
+        hub: ChangeHub = request.state["hub"]
+        feed: ChangeStore = request.state["changes"]
+        last_seen = _last_event_id(request, tokens, user_id)
+        # sse-starlette notices uvicorn beginning to stop; the hub then ends every stream at once, cleanly.
+        hub.end_streams_after(EventSourceResponse._listen_for_exit_signal)
+        stream = hub.open(user_id)
+        try:
+            # Registered first, then read: a commit after this read is announced, none is lost between.
+            await hub.listening()
+            seq, read_at = await feed.head(user_id)
+        except BaseException:
+            stream.close()
+            raise
+        del request
+        content = _events(stream, tokens, user_id, Position(seq, read_at), last_seen, user.expires_at)
+        await _respond(scope, receive, send, content, stream)
 
 
-routes = [Route("/api/{user_id}/events", events, methods=["GET"])]
+routes = [Route("/api/{user_id}/events", Events(), methods=["GET"])]
