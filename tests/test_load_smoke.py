@@ -26,7 +26,17 @@ def test_load_suite_runs_without_failures(tmp_path: Path) -> None:
     (only_round,) = report["rounds"]
     assert only_round["failures"] == []
     by_name = {e["name"]: e for e in only_round["endpoints"]}
-    for name in ("GET /tasks", "POST /tasks", "PATCH /tasks/{id}/complete", "GET /tasks (next page)"):
+    # The v2 frontend session too: each simulated user held an event stream that reached `ready`.
+    assert by_name["GET /events"]["requests"] > 0
+    for name in (
+        "GET /tasks",
+        "POST /tasks",
+        "PATCH /tasks/{id}/complete",
+        "GET /tasks (next page)",
+        "POST /tasks/{id}/move",
+        "GET /tasks/stats",
+        "GET /tasks/changes",
+    ):
         assert by_name[name]["requests"] > 0, name
     assert by_name["all"]["failures"] == 0
     # One figure per worker, not the supervisor's: memory is judged per worker.

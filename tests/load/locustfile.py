@@ -1,4 +1,5 @@
-"""A frontend session per simulated user: list, page, create, toggle, edit, read, delete.
+"""A frontend session per simulated user: list, page, filter, create, toggle, edit, move, read,
+delete, stats, sync with /tasks/changes, and an open /events stream for the whole session.
 
 Run by tests/load/run.py; by hand:
     LOAD_SECRET=... LOAD_USERS=200 locust -f tests/load/locustfile.py --host http://127.0.0.1:8000
@@ -11,9 +12,13 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import socket
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+import gevent
 from joserfc import jwt
 from joserfc.jwk import OctKey
 from locust import FastHttpUser, between, task
@@ -21,6 +26,8 @@ from locust import FastHttpUser, between, task
 SECRET = os.environ.get("LOAD_SECRET", "")
 SEEDED_USERS = int(os.environ.get("LOAD_USERS", "100"))
 THINK = float(os.environ.get("LOAD_THINK_SECONDS", "0"))
+PRIORITIES = ("none", "low", "medium", "high")
+TAGS = ("work", "home", "errand", "urgent")
 
 
 def user_token(user_id: str) -> str:
@@ -46,7 +53,63 @@ class Frontend(FastHttpUser):
             "Content-Type": "application/json",
         }
         self.mine: list[str] = []
+        self.since: str | None = None
+        self.stale = True  # set by the event stream; a frontend syncs when told
+        self._stream_socket: socket.socket | None = None
+        self._stream = gevent.spawn(self._listen)
         self.list_tasks()
+
+    def on_stop(self) -> None:
+        # The session ends: its tab closes, and so does its stream.
+        if self._stream_socket is not None:
+            self._stream_socket.close()
+        self._stream.kill(block=False)
+
+    def _report(self, name: str, started: float, exception: Exception | None = None) -> None:
+        self.environment.events.request.fire(
+            request_type="GET",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
+
+    def _listen(self) -> None:
+        """Hold `/events` open (as the app does in every tab): `GET /events` is the time to `ready`."""
+        where = urlsplit(self.host)
+        started = time.perf_counter()
+        try:
+            sock = self._stream_socket = socket.create_connection((where.hostname, where.port or 80))
+            sock.sendall(
+                f"GET /api/{self.user_id}/events HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                f"Authorization: {self.headers['Authorization']}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed before the response head")
+                data += chunk
+            status = data.split(b" ", 2)[1]
+            if status == b"429":
+                # More simulated users than LOAD_USERS x MAX_STREAMS_PER_USER: the limit works.
+                self._report("GET /events (429 beyond MAX_STREAMS_PER_USER)", started)
+                return
+            if status != b"200":
+                raise ConnectionError(f"status {status.decode()}")
+            ready = False
+            while data:
+                # Each event is sent whole in one chunk, so a name is never split across reads.
+                if not ready and b"event: ready" in data:
+                    ready = True
+                    self._report("GET /events", started)
+                if b"event: changed" in data:
+                    self.stale = True
+                data = sock.recv(65536)
+        except OSError as exc:
+            if self._stream_socket is not None and self._stream_socket.fileno() != -1:
+                self._report("GET /events", started, exc)
 
     def _call(self, method: str, path: str, name: str, expect: int, **kwargs: Any) -> dict[str, Any] | None:
         with self.client.request(
@@ -78,12 +141,55 @@ class Frontend(FastHttpUser):
             pages += 1
 
     @task(2)
-    def create(self) -> None:
-        body = self._call(
-            "POST", self.base, "POST /tasks", 201, json={"title": f"load {random.random():.6f}"}
+    def filtered(self) -> None:
+        due_min = datetime.now(UTC).replace(microsecond=0)
+        query = random.choice(
+            (
+                ("priority", f"priority={random.choice(PRIORITIES)}"),
+                ("tag", f"tag={random.choice(TAGS)}"),
+                ("due", f"due_min={due_min.isoformat()}&due_max={(due_min + timedelta(days=7)).isoformat()}"),
+            )
         )
+        kind, params = query
+        self._call("GET", f"{self.base}?limit=20&{params}".replace("+", "%2B"), f"GET /tasks ({kind})", 200)
+
+    @task(1)
+    def stats(self) -> None:
+        self._call("GET", f"{self.base}/stats", "GET /tasks/stats", 200)
+
+    @task(2)
+    def sync(self) -> None:
+        """Catch up from the last token, as the app does when its stream says something changed."""
+        if not self.stale and self.since is not None:
+            return
+        self.stale = False
+        for _ in range(5):
+            query = f"?since={self.since}" if self.since else ""
+            body = self._call("GET", f"{self.base}/changes{query}", "GET /tasks/changes", 200)
+            if not body:
+                self.since = None
+                return
+            self.since = body["meta"]["next_since"]
+            if not body["meta"]["has_more"]:
+                return
+
+    @task(2)
+    def create(self) -> None:
+        task = {"title": f"load {random.random():.6f}", "priority": random.choice(PRIORITIES)}
+        if random.random() < 0.5:
+            task["tags"] = random.sample(TAGS, 2)
+        if random.random() < 0.5:
+            task["due_at"] = (datetime.now(UTC) + timedelta(days=random.randint(-3, 10))).isoformat()
+        body = self._call("POST", self.base, "POST /tasks", 201, json=task)
         if body:
             self.mine.append(body["data"]["id"])
+
+    @task(1)
+    def move(self) -> None:
+        if len(self.mine) > 1:
+            moved, anchor = random.sample(self.mine, 2)
+            where = {random.choice(("before", "after")): anchor}
+            self._call("POST", f"{self.base}/{moved}/move", "POST /tasks/{id}/move", 200, json=where)
 
     @task(2)
     def read_one(self) -> None:
