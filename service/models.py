@@ -27,6 +27,8 @@ class User(SQLModel, table=True):
     position_head: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
     # The number of the user's latest change to their tasks (sql/004_changes.sql).
     change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+    # How many of the user's tasks are completed: kept by triggers (sql/006_stats_counters.sql).
+    completed_count: int = Field(sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
 
 
 class Task(SQLModel, table=True):

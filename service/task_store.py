@@ -386,7 +386,8 @@ _shown_name = func.mode().within_group(_pairs.c.tag.collate("C")).collate("C")
 _tag_counts = (
     select(_shown_name.label("name"), func.count().label("count"))
     .select_from(tasks.join(_pairs, literal_column("true")))
-    .where(_active)
+    # Only tagged tasks: the partial index of them (sql/006) is then the one read.
+    .where(_active, tasks.c.tag_keys != literal_column("'{}'"))
     .group_by(_pairs.c.key)
     .order_by(func.count().desc(), _shown_name)
     .limit(literal_column(str(STATS_TAGS_MAX)))
@@ -400,7 +401,10 @@ STATS = Query.of(
             select(users.c.task_count).where(users.c.id == _p("user_id", Text)).scalar_subquery(),
             literal_column("0"),
         ).label("total"),
-        select(func.count()).where(_mine, tasks.c.completed).scalar_subquery().label("completed"),
+        func.coalesce(
+            select(users.c.completed_count).where(users.c.id == _p("user_id", Text)).scalar_subquery(),
+            literal_column("0"),
+        ).label("completed"),
         select(func.count())
         .where(_active, tasks.c.due_at < _p("now", tasks.c.due_at.type))
         .scalar_subquery()

@@ -5,14 +5,14 @@
 
 For each of two databases, a small one (--small-tasks across --small-users, one of whom is
 measured) and a large one (--tasks across --users, plus one heavy user with --heavy tasks, who is
-measured), it bulk-loads v1-shaped rows with COPY (secondary indexes dropped during the load and
-rebuilt after it), then applies the remaining migrations as a real upgrade would, starts
-`python -m service` on it and times each operation one request at a time (no queueing: the cost
-of the request itself): list first page, a deep cursor page, get, create, update, a `q` search
-that matches 1% of the user's tasks and one that matches nothing, and, when the routes exist
-(contract v2), move, stats and the changes feed. Routes that answer 404/405 are reported as
-absent. It prints and writes (report.json, report.md) p50/p99 per operation and the large/small
-p99 ratio.
+measured), it migrates an empty database to the newest schema and bulk-loads it with COPY
+(indexes, unique keys and triggers off during the load, rebuilt after it; every column filled as
+the service would: positions, tags and their keys, priorities, due dates, change numbers, and
+the users' counters), starts `python -m service` on it and times each operation one request at
+a time (no queueing: the cost of the request itself): list first page, a deep cursor page, get,
+create, update, a `q` search that matches 1% of the user's tasks and one that matches nothing,
+move, stats and the changes feed. It prints and writes (report.json, report.md) p50/p99 per
+operation and the large/small p99 ratio; `python -m tests.load.scale_chart DIR` draws the chart.
 
 PostgreSQL: a throwaway cluster (the pgserver wheel's binaries, fsync off, default
 shared_buffers), or --dsn for an existing server's admin URL (the databases `scale_small` and
@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -40,14 +39,13 @@ from typing import Any
 import asyncpg
 import httpx
 
+from service import positions
 from service.db import asyncpg_dsn
-from service.migrations import SQL_DIR, migrate
+from service.migrations import migrate
 from tests.pg_cluster import PgCluster
-from tests.support import create_database, make_token, start_service
+from tests.support import _with_database, create_database, make_token, start_service
 
 SECRET = "scale-secret-0123456789abcdef0123456789abcdef"
-# The v1 schema: what the loader writes; later migrations fill their own columns from it.
-V1_MIGRATIONS = ("001_users_and_tasks.sql", "002_listing_and_idempotency.sql")
 WORDS = [f"word{i:02d}" for i in range(100)]  # each title carries one: a word matches 1% of tasks
 MISS = "nothing-matches-this"
 ABSENT = (404, 405)
@@ -82,58 +80,120 @@ def _percentile(samples: list[float], q: int) -> float:
     return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000, 2)
 
 
-def _rows(user: str, count: int, now: datetime) -> Iterator[tuple[Any, ...]]:
+TAGS = [f"Tag{i}" for i in range(10)]
+PRIORITIES = ("none", "low", "medium", "high")
+
+
+def _template(count: int, now: datetime) -> list[tuple[Any, ...]]:
+    """A user's `count` tasks but for user and id: every column of the newest schema, valid.
+
+    A quarter completed, a fifth with a due date (half of them past), a seventh with a tag, newest
+    first in the manual order (integer positions 0, 1, ...), numbered for sync oldest first.
+    """
+    rows = []
     for j in range(count):
         created = now - timedelta(minutes=j)
-        yield (
-            user,
-            uuid.uuid4(),
-            f"task {j} {WORDS[j % len(WORDS)]}",
-            f"notes for task {j}" if j % 3 == 0 else None,
-            j % 4 == 0,
-            created,
-            created,
+        completed = j % 4 == 0
+        tag = [TAGS[j % len(TAGS)]] if j % 7 == 0 else []
+        rows.append(
+            (
+                f"task {j} {WORDS[j % len(WORDS)]}",
+                f"notes for task {j}" if j % 3 == 0 else None,
+                completed,
+                created,
+                created,
+                now + timedelta(hours=j % 240 - 120) if j % 5 == 0 else None,
+                PRIORITIES[(j // 4) % 4],
+                tag,
+                [t.casefold() for t in tag],
+                created if completed else None,
+                positions.int_key(j),
+                count - j,
+            )
         )
+    return rows
+
+
+COLUMNS = [
+    "user_id",
+    "id",
+    "title",
+    "description",
+    "completed",
+    "created_at",
+    "updated_at",
+    "due_at",
+    "priority",
+    "tags",
+    "tag_keys",
+    "completed_at",
+    "position",
+    "change_seq",
+]
 
 
 async def load(admin_url: str, size: Size, measured: str) -> str:
-    """A database of `size`, loaded with COPY and migrated to the newest schema; returns its URL."""
+    """A database of `size` at the newest schema, bulk-loaded with COPY; returns its URL.
+
+    Indexes, unique constraints and triggers are off during the COPY: the rows carry what the
+    triggers would have written (change numbers), the users' rows the counters the statements and
+    triggers keep (task_count, completed_count, position_head, change_seq), exactly.
+    """
     url = await create_database(admin_url, f"scale_{size.label}")
     dsn = asyncpg_dsn(url)
-    with tempfile.TemporaryDirectory() as v1:
-        for name in V1_MIGRATIONS:
-            shutil.copy(SQL_DIR / name, v1)
-        await migrate(dsn, Path(v1))
+    await migrate(dsn)
     users = [f"scale-user-{i:06d}" for i in range(size.users)]
     now = datetime.now(UTC)
+    heavy, light = _template(size.measured_tasks, now), _template(size.tasks_per_user, now)
     conn = await asyncpg.connect(dsn)
     try:
+        await conn.execute("SET maintenance_work_mem = '1GB'")
         started = time.perf_counter()
         indexes = await conn.fetch(
             """SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'
                AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = 'tasks'::regclass)"""
         )
+        keys = await conn.fetch(
+            """SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+               WHERE conrelid = 'tasks'::regclass AND contype IN ('p', 'u')"""
+        )
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
-        await conn.copy_records_to_table("users", records=[(u,) for u in [measured, *users]], columns=["id"])
+        for key in keys:
+            await conn.execute(f'ALTER TABLE tasks DROP CONSTRAINT "{key["conname"]}"')
+        await conn.execute("ALTER TABLE tasks DISABLE TRIGGER ALL")
+
+        def counters(user: str, rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+            done = sum(1 for r in rows if r[2])
+            return (user, len(rows), done, 0, len(rows))
+
+        await conn.copy_records_to_table(
+            "users",
+            records=[counters(measured, heavy), *(counters(u, light) for u in users)],
+            columns=["id", "task_count", "completed_count", "position_head", "change_seq"],
+        )
 
         def records() -> Iterator[tuple[Any, ...]]:
-            yield from _rows(measured, size.measured_tasks, now)
+            new_id = uuid.uuid4
+            for row in heavy:
+                yield (measured, new_id(), *row)
             for user in users:
-                yield from _rows(user, size.tasks_per_user, now)
+                for row in light:
+                    yield (user, new_id(), *row)
 
-        columns = ["user_id", "id", "title", "description", "completed", "created_at", "updated_at"]
-        await conn.copy_records_to_table("tasks", records=records(), columns=columns)
+        await conn.copy_records_to_table("tasks", records=records(), columns=COLUMNS)
+        await conn.execute("ALTER TABLE tasks ENABLE TRIGGER ALL")
         copied = time.perf_counter()
+        for key in keys:
+            await conn.execute(f'ALTER TABLE tasks ADD CONSTRAINT "{key["conname"]}" {key["definition"]}')
         for index in indexes:
             await conn.execute(index["indexdef"])
         indexed = time.perf_counter()
-        await migrate(dsn)  # v2 and later: their backfills run on the loaded rows
         await conn.execute("VACUUM (ANALYZE) tasks")
         await conn.execute("VACUUM (ANALYZE) users")
         print(
             f"scale: {size.label}: {size.total:,} tasks, {size.users + 1:,} users; COPY {copied - started:.0f} s, "
-            f"indexes {indexed - copied:.0f} s, later migrations and VACUUM {time.perf_counter() - indexed:.0f} s",
+            f"indexes {indexed - copied:.0f} s, VACUUM {time.perf_counter() - indexed:.0f} s",
             file=sys.stderr,
         )
     finally:
@@ -225,9 +285,13 @@ def _caught_up(client: httpx.Client, path: str) -> str | None:
             return str(meta["next_since"])
 
 
-def run(admin_url: str, size: Size, n: int, keep: bool) -> Timings:
+def run(admin_url: str, size: Size, n: int, keep: bool, reuse: bool) -> Timings:
     measured = f"scale-measured-{size.label}"
-    url = asyncio.run(load(admin_url, size, measured))
+    if reuse:  # the database a --keep run left, as it is (earlier runs' creates included)
+        url = _with_database(admin_url, f"scale_{size.label}")
+        asyncio.run(migrate(asyncpg_dsn(url)))
+    else:
+        url = asyncio.run(load(admin_url, size, measured))
 
     async def known_ids() -> list[str]:
         conn = await asyncpg.connect(asyncpg_dsn(url))
@@ -253,7 +317,7 @@ def run(admin_url: str, size: Size, n: int, keep: bool) -> Timings:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
-            if not keep:
+            if not keep and not reuse:
                 asyncio.run(_drop(admin_url, f"scale_{size.label}"))
 
 
@@ -304,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per operation")
     parser.add_argument("--dsn", help="admin URL of an existing PostgreSQL (default: a throwaway one)")
     parser.add_argument("--keep", action="store_true", help="keep the two databases afterwards (with --dsn)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the databases an earlier --keep run left (with --dsn)"
+    )
     parser.add_argument("--out", type=Path, default=Path("scale-report"))
     args = parser.parse_args(argv)
     per_small = args.small_tasks // args.small_users
@@ -318,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         admin_url = args.dsn or (cluster.url if cluster else "")
         report: dict[str, Any] = {"requests": args.requests}
         for size in sizes:
-            timings = run(admin_url, size, args.requests, args.keep)
+            timings = run(admin_url, size, args.requests, args.keep, args.reuse)
             report[size.label] = {
                 "tasks": size.total,
                 "users": size.users + 1,

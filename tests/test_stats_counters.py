@@ -1,0 +1,131 @@
+"""Stats read users.completed_count (sql/006): the counter equals the real count after every kind of write."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from tests.support import Database, LiveServer, auth, new_user
+
+
+@pytest.fixture
+def client(app_client: httpx.Client) -> httpx.Client:
+    return app_client
+
+
+def _create(client: httpx.Client, user: str, title: str = "a task") -> dict:
+    response = client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def _send(client: httpx.Client, method: str, user: str, path: str, body: object = None) -> httpx.Response:
+    response = client.request(method, f"/api/{user}/tasks{path}", json=body, headers=auth(user))
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _exact(client: httpx.Client, database: Database, user: str, *, total: bool = True) -> int:
+    """Stats agree with the rows themselves; returns how many are completed."""
+    real = database.query(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE completed) AS completed FROM tasks WHERE user_id = $1",
+        user,
+    )[0]
+    stats = _send(client, "GET", user, "/stats").json()["data"]
+    assert stats["completed"] == real["completed"]
+    if total:  # task_count is kept by the service's own statements, not by triggers
+        assert stats["total"] == real["total"]
+        assert stats["active"] == real["total"] - real["completed"]
+    return int(real["completed"])
+
+
+def test_the_completed_count_follows_every_write(client: httpx.Client, database: Database, user: str) -> None:
+    a, b, c, d = (_create(client, user, t)["id"] for t in "abcd")
+    other = new_user()
+    _send(client, "PATCH", other, f"/{_create(client, other)['id']}/complete")  # not counted as ours
+    assert _exact(client, database, user) == 0
+    _send(client, "PATCH", user, f"/{a}/complete")  # a toggle
+    assert _exact(client, database, user) == 1
+    _send(client, "PATCH", user, f"/{a}/complete", {"completed": True})  # already completed: no change
+    _send(client, "PATCH", user, f"/{a}", {"completed": True, "title": "a again"})
+    assert _exact(client, database, user) == 1
+    _send(client, "PATCH", user, f"/{b}", {"completed": True})
+    _send(client, "PUT", user, f"/{c}", {"title": "c", "completed": True})
+    assert _exact(client, database, user) == 3
+    _send(client, "PATCH", user, f"/{c}/complete")  # toggled back
+    _send(client, "PATCH", user, f"/{b}", {"completed": False})
+    assert _exact(client, database, user) == 1
+    _send(client, "POST", user, f"/{a}/move", {"before": d})  # a completed task moved: still counted once
+    _send(client, "PATCH", user, f"/{d}", {"title": "d renamed"})
+    assert _exact(client, database, user) == 1
+    _send(client, "DELETE", user, f"/{a}")  # a completed task deleted
+    _send(client, "DELETE", user, f"/{d}")  # an active one
+    assert _exact(client, database, user) == 0
+    for task in (b, c):
+        _send(client, "PATCH", user, f"/{task}/complete")
+    assert _exact(client, database, user) == 2
+    assert _send(client, "POST", user, "/clear-completed").json()["data"] == {"deleted": 2}
+    assert _exact(client, database, user) == 0
+    assert _exact(client, database, other) == 1
+
+
+def test_any_statement_keeps_the_counter(client: httpx.Client, database: Database, user: str) -> None:
+    """Triggers keep it, so a statement outside the service's own (an operator's bulk fix) is counted too."""
+    for i in range(6):
+        _create(client, user, f"t{i}")
+    database.query(
+        "UPDATE tasks SET completed = true, completed_at = now() WHERE user_id = $1 AND title IN ('t1', 't2', 't3')",
+        user,
+    )
+    assert _exact(client, database, user) == 3
+    database.query(
+        "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL ELSE now() END "
+        "WHERE user_id = $1",
+        user,
+    )
+    assert _exact(client, database, user) == 3
+    database.query("DELETE FROM tasks WHERE user_id = $1 AND title IN ('t0', 't1')", user)
+    assert _exact(client, database, user, total=False) == 2
+    database.query("DELETE FROM users WHERE id = $1", user)  # the user and their tasks, at once
+    assert database.query("SELECT count(*) AS n FROM tasks WHERE user_id = $1", user)[0]["n"] == 0
+
+
+def test_concurrent_toggles_and_completes_count_exactly(
+    client: httpx.Client, database: Database, user: str, server: LiveServer
+) -> None:
+    tasks = [_create(client, user, f"t{i}")["id"] for i in range(8)]
+    start = threading.Barrier(8)
+    failures: list[str] = []
+
+    def write(n: int) -> None:
+        with server.client() as c:
+            start.wait()
+            for i in range(6):
+                # Everyone toggles the first task (6 * 8 toggles: it ends active), and completes,
+                # reopens or deletes one of the others.
+                paths = [(f"/{tasks[0]}/complete", None)]
+                if n > 0:
+                    paths.append((f"/{tasks[n]}", {"completed": i % 2 == 0}))
+                for path, body in paths:
+                    response = c.patch(f"/api/{user}/tasks{path}", json=body, headers=auth(user))
+                    if response.status_code != 200:
+                        failures.append(response.text)
+            deleted = n % 3 == 0 and n > 0
+            if deleted and c.delete(f"/api/{user}/tasks/{tasks[n]}", headers=auth(user)).status_code != 200:
+                failures.append(f"delete {n}")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    # Each of tasks 1..7 ended reopened (i = 5 is odd); 3 and 6 were deleted; the first was toggled
+    # an even number of times. Then complete some and check again.
+    assert _exact(client, database, user) == 0
+    for task in tasks[1:3]:
+        _send(client, "PATCH", user, f"/{task}/complete")
+    assert _exact(client, database, user) == 2
+    assert database.query("SELECT completed_count FROM users WHERE id = $1", user)[0]["completed_count"] == 2
