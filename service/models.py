@@ -72,6 +72,17 @@ class TaskTombstone(SQLModel, table=True):
     deleted_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class TaskTagCount(SQLModel, table=True):
+    """How many of a user's active tasks carry a tag in one spelling: kept by triggers (sql/006)."""
+
+    __tablename__ = "tag_counts"
+
+    user_id: str = Field(sa_type=Text, foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    tag_key: str = Field(sa_type=Text(collation="C"), primary_key=True)
+    tag: str = Field(sa_type=Text(collation="C"), primary_key=True)
+    tasks: int = Field(sa_type=Integer)
+
+
 class IdempotencyKey(SQLModel, table=True):
     """A POST's Idempotency-Key: in flight while `status` is null, then the stored 2xx response."""
 

@@ -60,7 +60,7 @@ from .errors import (
     invalid,
     unavailable,
 )
-from .models import IdempotencyKey, Task, TaskTombstone, User
+from .models import IdempotencyKey, Task, TaskTagCount, TaskTombstone, User
 from .schemas import (
     ANCHOR_RULE,
     CURSOR_RULE,
@@ -89,6 +89,7 @@ def _table(model: type[SQLModel]) -> Table:
 tasks = _table(Task)
 users = _table(User)
 keys = _table(IdempotencyKey)
+tag_counts = _table(TaskTagCount)
 
 # Abandoned claims (a worker died mid-request) are taken over after this long.
 IN_FLIGHT_SECONDS = 60
@@ -379,19 +380,18 @@ _renumbered = (
 REBALANCE = Query.of(select(func.count()).select_from(_renumbered))
 
 _active = ~tasks.c.completed & (tasks.c.user_id == _p("user_id", Text))
-_pairs = func.unnest(tasks.c.tags, tasks.c.tag_keys).table_valued("tag", "key").render_derived(name="t")
 # Tags are counted by their folded form and shown in the spelling most tasks use (ties: the first
-# by code point).
-_shown_name = func.mode().within_group(_pairs.c.tag.collate("C")).collate("C")
+# by code point), from the per-spelling counts the triggers keep (sql/006): one row per spelling.
+_shown_name = func.array_agg(
+    aggregate_order_by(tag_counts.c.tag, tag_counts.c.tasks.desc(), tag_counts.c.tag)
+)[1]
 _tag_counts = (
-    select(_shown_name.label("name"), func.count().label("count"))
-    .select_from(tasks.join(_pairs, literal_column("true")))
-    # Only tagged tasks: the partial index of them (sql/006) is then the one read.
-    .where(_active, tasks.c.tag_keys != literal_column("'{}'"))
-    .group_by(_pairs.c.key)
-    .order_by(func.count().desc(), _shown_name)
+    select(_shown_name.label("name"), func.sum(tag_counts.c.tasks).label("count"))
+    .where(tag_counts.c.user_id == _p("user_id", Text), tag_counts.c.tasks > literal_column("0"))
+    .group_by(tag_counts.c.tag_key)
+    .order_by(func.sum(tag_counts.c.tasks).desc(), _shown_name)
     .limit(literal_column(str(STATS_TAGS_MAX)))
-    .cte("tag_counts")
+    .cte("tag_totals")
 )
 _tag_order = (_tag_counts.c.count.desc(), _tag_counts.c.name.collate("C"))
 _mine = tasks.c.user_id == _p("user_id", Text)

@@ -10,7 +10,7 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.migrations import SQL_DIR, MigrationError, migrate
-from service.models import IdempotencyKey, Task, TaskTombstone, User
+from service.models import IdempotencyKey, Task, TaskTagCount, TaskTombstone, User
 from tests.support import Database, create_database
 
 PG_TYPES = {
@@ -27,7 +27,9 @@ PG_TYPES = {
 }
 
 
-@pytest.mark.parametrize("model", [User, Task, TaskTombstone, IdempotencyKey], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model", [User, Task, TaskTombstone, TaskTagCount, IdempotencyKey], ids=lambda m: m.__name__
+)
 def test_models_match_the_migrated_schema(database: Database, model: type) -> None:
     from sqlalchemy.dialects import postgresql
 

@@ -1,4 +1,4 @@
-"""Stats read users.completed_count (sql/006): the counter equals the real count after every kind of write."""
+"""Stats read counters (sql/006): users.completed_count and tag_counts equal the rows after every kind of write."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ def client(app_client: httpx.Client) -> httpx.Client:
     return app_client
 
 
-def _create(client: httpx.Client, user: str, title: str = "a task") -> dict:
-    response = client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
+def _create(client: httpx.Client, user: str, title: str = "a task", tags: list[str] | None = None) -> dict:
+    response = client.post(
+        f"/api/{user}/tasks", json={"title": title, "tags": tags or []}, headers=auth(user)
+    )
     assert response.status_code == 201, response.text
     return response.json()["data"]
 
@@ -35,6 +37,15 @@ def _exact(client: httpx.Client, database: Database, user: str, *, total: bool =
     )[0]
     stats = _send(client, "GET", user, "/stats").json()["data"]
     assert stats["completed"] == real["completed"]
+    # The tags as counted from the rows themselves (what the stats computed before the counters).
+    tags = database.query(
+        """SELECT mode() WITHIN GROUP (ORDER BY t.tag COLLATE "C") COLLATE "C" AS name, count(*) AS count
+           FROM tasks, unnest(tags, tag_keys) AS t (tag, key)
+           WHERE user_id = $1 AND NOT completed
+           GROUP BY t.key ORDER BY count(*) DESC, 1""",
+        user,
+    )
+    assert stats["tags"] == [{"name": r["name"], "count": r["count"]} for r in tags]
     if total:  # task_count is kept by the service's own statements, not by triggers
         assert stats["total"] == real["total"]
         assert stats["active"] == real["total"] - real["completed"]
@@ -129,3 +140,61 @@ def test_concurrent_toggles_and_completes_count_exactly(
         _send(client, "PATCH", user, f"/{task}/complete")
     assert _exact(client, database, user) == 2
     assert database.query("SELECT completed_count FROM users WHERE id = $1", user)[0]["completed_count"] == 2
+
+
+def test_tag_counts_follow_every_write(client: httpx.Client, database: Database, user: str) -> None:
+    a = _create(client, user, "a", ["Work", "home"])["id"]
+    b = _create(client, user, "b", ["work"])["id"]
+    c = _create(client, user, "c", ["WORK", "errands"])["id"]
+    _create(client, new_user(), "not ours", ["work"])
+    _exact(client, database, user)
+    assert _send(client, "GET", user, "/stats").json()["data"]["tags"][0] == {"name": "WORK", "count": 3}
+    _send(client, "PATCH", user, f"/{a}", {"tags": ["work", "Home", "new"]})  # respelled, one added
+    _exact(client, database, user)
+    _send(client, "PATCH", user, f"/{b}/complete")  # a completed task's tags are not counted
+    _exact(client, database, user)
+    _send(client, "PATCH", user, f"/{b}", {"tags": ["later"]})  # changed while completed
+    _send(client, "PATCH", user, f"/{b}/complete")  # and reopened
+    _exact(client, database, user)
+    _send(client, "PATCH", user, f"/{c}", {"title": "c renamed"})  # tags untouched
+    _send(client, "POST", user, f"/{c}/move", {"before": a})
+    _exact(client, database, user)
+    _send(client, "DELETE", user, f"/{c}")
+    _exact(client, database, user)
+    _send(client, "PATCH", user, f"/{a}/complete")
+    _send(client, "POST", user, "/clear-completed")
+    _exact(client, database, user)
+    _send(client, "PATCH", user, f"/{b}", {"tags": []})
+    assert _send(client, "GET", user, "/stats").json()["data"]["tags"] == []
+    # Spellings whose count reached zero leave no row behind.
+    assert database.query("SELECT count(*) AS n FROM tag_counts WHERE user_id = $1", user)[0]["n"] == 0
+
+
+def test_bulk_statements_and_concurrent_tag_edits_count_exactly(
+    client: httpx.Client, database: Database, user: str, server: LiveServer
+) -> None:
+    tasks = [_create(client, user, f"t{i}", ["shared", f"own{i % 3}"])["id"] for i in range(8)]
+    start = threading.Barrier(8)
+    failures: list[str] = []
+
+    def write(n: int) -> None:
+        with server.client() as c:
+            start.wait()
+            for i in range(4):
+                body = {"tags": ["Shared", f"n{n % 2}"]} if i % 2 else {"completed": i == 0}
+                response = c.patch(f"/api/{user}/tasks/{tasks[n]}", json=body, headers=auth(user))
+                if response.status_code != 200:
+                    failures.append(response.text)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    _exact(client, database, user)
+    database.query(
+        "UPDATE tasks SET tags = tags || '{bulk}', tag_keys = tag_keys || '{bulk}' WHERE user_id = $1", user
+    )
+    _exact(client, database, user)
+    assert _send(client, "GET", user, "/stats").json()["data"]["tags"][0]["count"] == 8

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -137,7 +138,7 @@ async def load(admin_url: str, size: Size, measured: str) -> str:
 
     Indexes, unique constraints and triggers are off during the COPY: the rows carry what the
     triggers would have written (change numbers), the users' rows the counters the statements and
-    triggers keep (task_count, completed_count, position_head, change_seq), exactly.
+    triggers keep (task_count, completed_count, position_head, change_seq, tag_counts), exactly.
     """
     url = await create_database(admin_url, f"scale_{size.label}")
     dsn = asyncpg_dsn(url)
@@ -182,6 +183,22 @@ async def load(admin_url: str, size: Size, measured: str) -> str:
                     yield (user, new_id(), *row)
 
         await conn.copy_records_to_table("tasks", records=records(), columns=COLUMNS)
+
+        def tag_counts(user: str, rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+            counted = Counter(
+                (key, tag) for r in rows if not r[2] for tag, key in zip(r[7], r[8], strict=True)
+            )
+            for (key, tag), n in counted.items():
+                yield (user, key, tag, n)
+
+        await conn.copy_records_to_table(
+            "tag_counts",
+            records=[
+                *tag_counts(measured, heavy),
+                *(row for u in users for row in tag_counts(u, light)),
+            ],
+            columns=["user_id", "tag_key", "tag", "tasks"],
+        )
         await conn.execute("ALTER TABLE tasks ENABLE TRIGGER ALL")
         copied = time.perf_counter()
         for key in keys:
