@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import Database, LiveServer, auth, new_user
+from service.db import asyncpg_dsn
+from service.migrations import SQL_DIR, migrate
+from tests.support import Database, LiveServer, auth, create_database, new_user
 
 
 @pytest.fixture
@@ -198,3 +203,36 @@ def test_bulk_statements_and_concurrent_tag_edits_count_exactly(
     )
     _exact(client, database, user)
     assert _send(client, "GET", user, "/stats").json()["data"]["tags"][0]["count"] == 8
+
+
+def test_the_migration_counts_existing_tasks(pg_admin_url: str, tmp_path: Path) -> None:
+    """sql/006 on a database that already holds tasks: the counters start equal to the rows."""
+    for migration in sorted(SQL_DIR.glob("*.sql")):
+        if migration.name < "006":
+            shutil.copy(migration, tmp_path / migration.name)
+    url = asyncio.run(create_database(pg_admin_url, "counters_upgrade"))
+    asyncio.run(migrate(asyncpg_dsn(url), tmp_path))
+    db = Database(url=url, admin_url=pg_admin_url)
+    db.query("INSERT INTO users (id, task_count) VALUES ('alice', 12), ('bob', 12)")
+    db.query(
+        """INSERT INTO tasks (user_id, id, title, completed, completed_at, tags, tag_keys, position)
+           SELECT u, gen_random_uuid(), 't', g % 3 = 0, CASE WHEN g % 3 = 0 THEN now() END,
+                  CASE WHEN g % 2 = 0 THEN ARRAY['Work', 'x' || g % 4] ELSE ARRAY['work'] END,
+                  CASE WHEN g % 2 = 0 THEN ARRAY['work', 'x' || g % 4] ELSE ARRAY['work'] END,
+                  lpad(to_hex(g + 140737488355328), 12, '0')
+           FROM unnest(ARRAY['alice', 'bob']) AS u, generate_series(1, 12) AS g"""
+    )
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    users = db.query(
+        """SELECT u.id, u.completed_count, (SELECT count(*) FROM tasks t WHERE t.user_id = u.id AND t.completed) AS real
+           FROM users u"""
+    )
+    assert [(r["completed_count"], r["real"]) for r in users] == [(4, 4), (4, 4)]
+    tags = db.query("SELECT tag_key, tag, tasks FROM tag_counts WHERE user_id = 'alice' ORDER BY 1, 2")
+    # Active tasks: g not divisible by 3, i.e. 8 of 12; of them 4 even (Work, x0/x2) and 4 odd (work).
+    assert [tuple(r) for r in tags] == [
+        ("work", "Work", 4),
+        ("work", "work", 4),
+        ("x0", "x0", 2),
+        ("x2", "x2", 2),
+    ]
