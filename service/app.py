@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import random
@@ -178,6 +179,10 @@ def create_app(
         if access_log is not None:
             access_log.start()
         sampler = asyncio.create_task(metrics.sample_pool_forever(pool)) if metrics is not None else None
+        # Everything made so far (modules, SQLAlchemy's and msgspec's tables, the pool) lives as long
+        # as the process: out of the collector's sight, a full collection no longer walks ~100k
+        # objects (tens of ms, a stall every request waiting then pays).
+        gc.freeze()
         try:
             yield AppState(
                 pool=pool,
