@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import socket
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.app import create_app
+from service.app import GC_YOUNG_THRESHOLD, create_app
 from service.cors import CorsMiddleware
 from service.db import asyncpg_dsn
 from service.migrations import migrate
@@ -519,3 +520,16 @@ def test_sigterm_lets_an_in_flight_request_finish(database: Database, tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_started_worker_keeps_its_start_objects_out_of_the_collector(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Full collections would walk every module and table made at start (see README, Performance)."""
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    server = make_server()
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
