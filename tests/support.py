@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -384,6 +385,22 @@ class UserClient:
     def list(self, **params: Any) -> httpx.Response:
         return self.request("GET", params=params)
 
+    def pages(
+        self, params: Mapping[str, Any] | Sequence[tuple[str, Any]] = ()
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of the listing with `params`, following `next_cursor` to the end."""
+        query = list(params.items()) if isinstance(params, Mapping) else list(params)
+        cursor = None
+        while True:
+            response = self.request("GET", params=query if cursor is None else [*query, ("cursor", cursor)])
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["meta"]["count"] == len(body["data"])
+            yield body["data"]
+            cursor = body["meta"]["next_cursor"]
+            if cursor is None:
+                return
+
     def ids(self, **params: Any) -> list[str]:
         """Ids of the first page, in the order listed."""
         response = self.list(**params)
@@ -410,3 +427,41 @@ def burst(
 def create_task(client: httpx.Client, user_id: str, title: str = "a task", **body: Any) -> dict[str, Any]:
     """Create a task for `user_id` and return it; fails the test unless the answer is 201."""
     return UserClient(client, user_id).create(title, **body)
+
+
+def walk_under_churn(
+    server: LiveServer,
+    body: Callable[[], dict[str, Any]],
+    walk: Callable[[UserClient], Iterator[list[dict[str, Any]]]],
+    *,
+    tasks: int,
+    doomed: int,
+    seed: str,
+) -> None:
+    """Page through `tasks` tasks with `walk` while another client creates tasks and deletes `doomed`
+    of them: no task may appear twice, and none that survives may be skipped."""
+    rng = random.Random(seed)
+    with server.client() as client, server.client() as other_client:
+        me = UserClient(client)
+        originals = [me.create(**body()) for _ in range(tasks)]
+        to_delete = {t["id"] for t in rng.sample(originals, doomed)}
+        writer_side = UserClient(other_client, me.id)
+        stop = threading.Event()
+
+        def churn() -> None:
+            pending = list(to_delete)
+            while not stop.is_set():
+                writer_side.create(**body())
+                if pending:
+                    writer_side.request("DELETE", f"/{pending.pop()}")
+
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            seen = [t["id"] for page in walk(me) for t in page]
+        finally:
+            stop.set()
+            writer.join()
+    assert len(seen) == len(set(seen)), "a task appeared twice"
+    survivors = {t["id"] for t in originals} - to_delete
+    assert survivors <= set(seen), "a surviving task was skipped"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from collections.abc import Iterator
 
 import asyncpg
@@ -15,21 +14,15 @@ from service.migrations import migrate
 from service.schemas import ListQuery, TaskRead
 from service.task_store import SORTS, TaskStore, like_pattern, list_query
 from tests.pg_cluster import PgCluster, system_bin_dir
-from tests.support import Database, LiveServer, UserClient, create_database, invalid_field, new_user
-
-
-def _walk(me: UserClient, **params: object) -> Iterator[list[dict]]:
-    cursor = None
-    while True:
-        query = dict(params) if cursor is None else {**params, "cursor": cursor}
-        response = me.list(**query)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["meta"]["count"] == len(body["data"])
-        yield body["data"]
-        cursor = body["meta"]["next_cursor"]
-        if cursor is None:
-            return
+from tests.support import (
+    Database,
+    LiveServer,
+    UserClient,
+    create_database,
+    invalid_field,
+    new_user,
+    walk_under_churn,
+)
 
 
 @pytest.fixture
@@ -156,7 +149,7 @@ def test_next_cursor_is_null_exactly_on_the_last_page(me: UserClient) -> None:
         me.create(f"t{i}")
     assert me.list(limit=10).json()["meta"]["next_cursor"] is None
     assert me.list(limit=9).json()["meta"]["next_cursor"] is not None
-    pages = list(_walk(me, limit=5))
+    pages = list(me.pages({"limit": 5}))
     assert [len(p) for p in pages] == [5, 5]
 
 
@@ -210,30 +203,14 @@ def test_cursor_survives_deletion_of_its_row(me: UserClient) -> None:
 )
 def test_walk_is_stable_under_concurrent_inserts_and_deletes(server: LiveServer, sort: str) -> None:
     rng = random.Random(sort)
-    with server.client() as client, server.client() as other_client:
-        me = UserClient(client)
-        originals = [me.create(f"task {rng.randrange(1000):03d}") for _ in range(100)]
-        doomed = {t["id"] for t in rng.sample(originals, 20)}
-        writer_side = UserClient(other_client, me.id)
-        stop = threading.Event()
-
-        def churn() -> None:
-            pending = list(doomed)
-            while not stop.is_set():
-                writer_side.create(f"task {rng.randrange(1000):03d}")
-                if pending:
-                    writer_side.request("DELETE", f"/{pending.pop()}")
-
-        writer = threading.Thread(target=churn)
-        writer.start()
-        try:
-            seen = [t["id"] for page in _walk(me, sort=sort, limit=7) for t in page]
-        finally:
-            stop.set()
-            writer.join()
-    assert len(seen) == len(set(seen)), "a task appeared twice"
-    survivors = {t["id"] for t in originals} - doomed
-    assert survivors <= set(seen), "a surviving task was skipped"
+    walk_under_churn(
+        server,
+        lambda: {"title": f"task {rng.randrange(1000):03d}"},
+        lambda me: me.pages({"sort": sort, "limit": 7}),
+        tasks=100,
+        doomed=20,
+        seed=sort,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,7 +14,15 @@ from service.db import asyncpg_dsn
 from service.migrations import migrate
 from service.schemas import TaskRead
 from service.task_store import READ_COLUMNS, SORTS, list_query
-from tests.support import Database, LiveServer, auth, create_database, create_task, new_user
+from tests.support import (
+    Database,
+    LiveServer,
+    UserClient,
+    auth,
+    create_database,
+    create_task,
+    walk_under_churn,
+)
 
 PRIORITIES = ["none", "low", "medium", "high"]
 NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
@@ -33,21 +39,8 @@ def _list(client: httpx.Client, user: str, params: object = None) -> httpx.Respo
     return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))  # type: ignore[arg-type]
 
 
-def _walk(client: httpx.Client, user: str, params: list[tuple[str, str]]) -> Iterator[list[dict]]:
-    cursor = None
-    while True:
-        query = params if cursor is None else [*params, ("cursor", cursor)]
-        response = _list(client, user, query)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        yield body["data"]
-        cursor = body["meta"]["next_cursor"]
-        if cursor is None:
-            return
-
-
 def _all(client: httpx.Client, user: str, *params: tuple[str, str], limit: int = 3) -> list[dict]:
-    return [t for page in _walk(client, user, [*params, ("limit", str(limit))]) for t in page]
+    return [t for page in UserClient(client, user).pages([*params, ("limit", str(limit))]) for t in page]
 
 
 def _field(response: httpx.Response) -> str:
@@ -268,36 +261,15 @@ def test_equivalent_tag_filters_share_cursors(client: httpx.Client, user: str, m
 def test_each_new_sort_pages_every_task_exactly_once_while_another_client_writes(
     server: LiveServer, sort: str
 ) -> None:
-    user = new_user()
     rng = random.Random(sort)
 
     def body() -> dict[str, object]:
         due = {"due_at": _at(rng.randrange(-20, 20))} if rng.random() < 0.7 else {}
-        return {"priority": rng.choice(PRIORITIES), **due}
+        return {"title": "t", "priority": rng.choice(PRIORITIES), **due}
 
-    with server.client() as client:
-        originals = [create_task(client, user, f"t{i}", **body()) for i in range(80)]
-        doomed = {t["id"] for t in rng.sample(originals, 15)}
-        stop = threading.Event()
-
-        def churn() -> None:
-            with server.client() as other:
-                pending = list(doomed)
-                while not stop.is_set():
-                    create_task(other, user, "new", **body())
-                    if pending:
-                        other.delete(f"/api/{user}/tasks/{pending.pop()}", headers=auth(user))
-
-        writer = threading.Thread(target=churn)
-        writer.start()
-        try:
-            seen = [t["id"] for page in _walk(client, user, [("sort", sort), ("limit", "6")]) for t in page]
-        finally:
-            stop.set()
-            writer.join()
-    assert len(seen) == len(set(seen)), "a task appeared twice"
-    survivors = {t["id"] for t in originals} - doomed
-    assert survivors <= set(seen), "a surviving task was skipped"
+    walk_under_churn(
+        server, body, lambda me: me.pages([("sort", sort), ("limit", "6")]), tasks=80, doomed=15, seed=sort
+    )
 
 
 @pytest.fixture(scope="module")
