@@ -465,3 +465,15 @@ def walk_under_churn(
     assert len(seen) == len(set(seen)), "a task appeared twice"
     survivors = {t["id"] for t in originals} - to_delete
     assert survivors <= set(seen), "a surviving task was skipped"
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m service ARGS` with only PATH and `env` in its environment; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

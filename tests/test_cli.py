@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,7 +11,7 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.settings import ConfigError, Settings
-from tests.support import SECRET, start_service
+from tests.support import SECRET, run_cli, start_service
 
 GOOD = {"BETTER_AUTH_SECRET": SECRET}
 METRICS_TOKEN = "Zq3x-metrics-7mKp2vN8rT4wYb6cJ1hL"
@@ -213,19 +210,8 @@ def test_platform_urls_are_translated_for_asyncpg(url: str, expected: str) -> No
     assert asyncpg_dsn(url) == expected
 
 
-def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_start_is_refused_with_one_clear_line() -> None:
-    result = _run([], {"BETTER_AUTH_SECRET": "too-short"})
+    result = run_cli([], {"BETTER_AUTH_SECRET": "too-short"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: BETTER_AUTH_SECRET must be at least 32 characters long; "
@@ -244,7 +230,7 @@ def test_start_is_refused_with_one_clear_line() -> None:
     ids=["example-secret", "unbound-jwks", "plain-http-jwks", "database-without-secret"],
 )
 def test_unsafe_configurations_refuse_to_start(env: dict[str, str], message: str) -> None:
-    result = _run([], env)
+    result = run_cli([], env)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ")
@@ -252,7 +238,7 @@ def test_unsafe_configurations_refuse_to_start(env: dict[str, str], message: str
 
 
 def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) -> None:
-    result = _run(["token", "cli-user", "--ttl", "120"], GOOD)
+    result = run_cli(["token", "cli-user", "--ttl", "120"], GOOD)
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     response = client.get("/api/cli-user/tasks", headers={"Authorization": f"Bearer {token}"})
@@ -260,14 +246,14 @@ def test_token_command_prints_a_token_the_service_accepts(client: httpx.Client) 
 
 
 def test_token_command_refuses_a_lifetime_the_service_would_refuse() -> None:
-    result = _run(["token", "u1", "--ttl", "7200"], {**GOOD, "JWT_MAX_AGE": "3600"})
+    result = run_cli(["token", "u1", "--ttl", "7200"], {**GOOD, "JWT_MAX_AGE": "3600"})
     assert result.returncode == 2
     assert "JWT_MAX_AGE" in result.stderr
-    assert _run(["token", "u1", "--ttl", "3600"], {**GOOD, "JWT_MAX_AGE": "3600"}).returncode == 0
+    assert run_cli(["token", "u1", "--ttl", "3600"], {**GOOD, "JWT_MAX_AGE": "3600"}).returncode == 0
 
 
 def test_token_before_the_first_start_says_what_to_do(tmp_path: Path) -> None:
-    result = _run(["token", "u1"], {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)})
+    result = run_cli(["token", "u1"], {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)})
     assert result.returncode == 2
     assert "start the server once" in result.stderr
     assert not (tmp_path / "data").exists()  # nothing written where initdb will want an empty folder
@@ -279,7 +265,7 @@ def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
     env = {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
     proc, base = start_service(env)
     try:
-        result = _run(["token", "embedded-user"], env)
+        result = run_cli(["token", "embedded-user"], env)
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
@@ -292,7 +278,7 @@ def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         assert len(secret_file.read_text().strip()) >= 32
         # Another data folder means another secret: the token is worthless elsewhere.
-        elsewhere = _run(["token", "embedded-user"], {**env, "BETTER_AUTH_SECRET": SECRET}).stdout.strip()
+        elsewhere = run_cli(["token", "embedded-user"], {**env, "BETTER_AUTH_SECRET": SECRET}).stdout.strip()
         assert (
             httpx.get(
                 f"{base}/api/embedded-user/tasks", headers={"Authorization": f"Bearer {elsewhere}"}

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +14,9 @@ import httpx
 import pytest
 
 from tests.pg_cluster import PgCluster
-from tests.support import SECRET, auth, create_database, free_port, start_service
+from tests.support import SECRET, auth, create_database, free_port, run_cli, start_service
 
 PASSWORD = "right-password-4f1c"
-
-
-def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +44,16 @@ def password_cluster() -> Iterator[PgCluster]:
 
 def test_migrate_needs_no_token_secret(pg_admin_url: str) -> None:
     url = asyncio.run(create_database(pg_admin_url, f"bare_{secrets.token_hex(4)}"))
-    result = _run(["migrate"], {"DATABASE_URL": url})
+    result = run_cli(["migrate"], {"DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert "migrations applied: 001_" in result.stderr
-    again = _run(["migrate"], {"DATABASE_URL": url})
+    again = run_cli(["migrate"], {"DATABASE_URL": url})
     assert again.stderr.strip() == "migrations applied: none (up to date)"
 
 
 def test_migrate_with_the_right_password_works(password_cluster: PgCluster) -> None:
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{password_cluster.port}/postgres"
-    result = _run(["migrate"], {"DATABASE_URL": url})
+    result = run_cli(["migrate"], {"DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
 
 
@@ -90,7 +76,7 @@ def test_migration_failures_are_one_clear_line(
     else:
         query = "?sslmode=require"
     url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres{query}"
-    result = _run(["migrate"], {"DATABASE_URL": url})
+    result = run_cli(["migrate"], {"DATABASE_URL": url})
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot migrate 127.0.0.1:{port}/postgres: ")
@@ -104,7 +90,7 @@ def test_without_the_embedded_database_the_start_says_what_to_install(tmp_path: 
     (shadow / "__init__.py").write_text("raise ImportError('pgserver is not installed')\n")
     env = {"BETTER_AUTH_SECRET": SECRET, "DATA_DIR": str(tmp_path / "data")}
     for command in ([], ["migrate"]):
-        result = _run(command, {**env, "PYTHONPATH": str(shadow.parent)})
+        result = run_cli(command, {**env, "PYTHONPATH": str(shadow.parent)})
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
             "error: DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
@@ -122,11 +108,13 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
             # A relative pointer: the Host header is never echoed back into a redirect.
             assert (root.status_code, root.headers["location"]) == (307, "/docs")
             assert httpx.get(f"{base}/", follow_redirects=True).url.path == "/docs"
-            psql = _run(["psql", "-tAc", "SELECT count(*) FROM schema_migrations"], {"DATA_DIR": str(data)})
+            psql = run_cli(
+                ["psql", "-tAc", "SELECT count(*) FROM schema_migrations"], {"DATA_DIR": str(data)}
+            )
             assert psql.returncode == 0, psql.stderr
             assert int(psql.stdout.strip()) >= 2
             # The banner's token command works as printed, with no secret typed.
-            token = _run(["token", "banner-user"], {"DATA_DIR": str(data)}).stdout.strip()
+            token = run_cli(["token", "banner-user"], {"DATA_DIR": str(data)}).stdout.strip()
             listing = httpx.get(f"{base}/api/banner-user/tasks", headers={"Authorization": f"Bearer {token}"})
             assert listing.status_code == 200
         finally:
