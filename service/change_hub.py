@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from starlette.types import Receive
 
 from .db import UNAVAILABLE_ERRORS, asyncpg_dsn
 from .errors import ServiceUnavailable, TooManyStreams, unavailable
@@ -44,30 +45,29 @@ _DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
 _NOWHERE = Position(0, datetime.min.replace(tzinfo=UTC))
 
 
-def _time_up(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
-
-
 class Stream:
     """One open event stream, as the hub sees it: the newest position offered, and whether it must end.
 
-    Kept small (slots, one future only while waiting): a worker holds thousands of them.
+    Kept small (slots, no task or future of its own): a worker holds thousands of them.
     """
 
-    __slots__ = ("_hub", "_waiter", "gone", "latest", "lost", "user_id")
+    __slots__ = ("_hub", "_wait", "gone", "latest", "lost", "user_id", "woken")
 
     def __init__(self, hub: ChangeHub, user_id: str) -> None:
         self._hub = hub
-        self._waiter: asyncio.Future[bool] | None = None
+        self._wait: asyncio.Timeout | None = None
         self.user_id = user_id
         self.latest = _NOWHERE
+        self.woken = False
         self.lost = False
         self.gone = False
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(True)
+        self.woken = True
+        wait = self._wait
+        if wait is not None and not wait.expired():
+            # Time the wait out now: its receive() is cancelled, and the timeout makes that a TimeoutError.
+            wait.reschedule(asyncio.get_running_loop().time())
 
     def offer(self, position: Position) -> None:
         if position.seq > self.latest.seq:
@@ -79,25 +79,24 @@ class Stream:
         self.lost = True
         self._wake()
 
-    def leave(self) -> None:
-        """The client went away: nothing more is sent."""
-        self.gone = True
-        self._wake()
+    async def wait(self, receive: Receive, seconds: float) -> bool:
+        """Wait until woken (True), the client goes away (`gone`), or `seconds` pass (False).
 
-    async def wait(self, seconds: float) -> bool:
-        """Wait until woken (True) or for `seconds` (False)."""
-        if self.lost or self.gone:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        self._waiter = waiter
-        # A bare timer rather than asyncio.timeout: a third of the memory, held by every idle stream.
-        timer = loop.call_later(max(0.0, seconds), _time_up, waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+        The client's departure is seen by reading `receive()` here, in the stream's own task:
+        no second task per stream to watch for it.
+        """
+        if not (self.woken or self.lost or self.gone):
+            try:
+                async with asyncio.timeout(max(0.0, seconds)) as self._wait:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    self.gone = True
+            except TimeoutError:
+                pass
+            finally:
+                self._wait = None
+        woken, self.woken = self.woken, False
+        return woken
 
     def close(self) -> None:
         """Free the stream's slot; safe to call more than once."""
@@ -112,7 +111,8 @@ class ChangeHub:
         self._connect_timeout = connect_timeout
         self._changes = changes
         self._max_streams = max_streams
-        self._streams: dict[str, set[Stream]] = {}
+        # A list, not a set: a user has a few streams, and a set is 216 bytes before its first.
+        self._streams: dict[str, list[Stream]] = {}
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._listening = asyncio.Event()
@@ -122,11 +122,11 @@ class ChangeHub:
 
     def open(self, user_id: str) -> Stream:
         """A new stream for `user_id`, or 429 when they already have the maximum open at this worker."""
-        streams = self._streams.setdefault(user_id, set())
+        streams = self._streams.setdefault(user_id, [])
         if len(streams) >= self._max_streams:
             raise TooManyStreams(headers={"retry-after": RETRY_AFTER_SECONDS})
         stream = Stream(self, user_id)
-        streams.add(stream)
+        streams.append(stream)
         if self._stopping:
             stream.end()
         return stream
@@ -143,8 +143,8 @@ class ChangeHub:
 
     def _remove(self, stream: Stream) -> None:
         streams = self._streams.get(stream.user_id)
-        if streams is not None:
-            streams.discard(stream)
+        if streams is not None and stream in streams:
+            streams.remove(stream)
             if not streams:
                 del self._streams[stream.user_id]
 

@@ -2,15 +2,15 @@
 
 The stream never carries task data: a client reads `/tasks/changes` from its own token when told.
 sse-starlette frames the events and tells the worker when uvicorn begins to shut down; the
-response itself is one coroutine plus one waiting `receive()` per stream (sse-starlette's own
-response runs four tasks and a task group per stream, most of an idle stream's memory).
+response itself is one coroutine per stream, waiting in `receive()` for the client to leave until
+the hub wakes it (sse-starlette's own response runs four tasks and a task group per stream, most
+of an idle stream's memory).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
 
 import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -44,33 +44,6 @@ _HEADERS = [
 _encode = msgspec.json.Encoder().encode
 
 
-async def _until_disconnect(receive: Receive, stream: Stream) -> None:
-    """Wait for the client to go away (uvicorn answers `receive()` with `http.disconnect`)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    stream.leave()
-
-
-async def _respond(
-    scope: Scope, receive: Receive, send: Send, content: AsyncGenerator[bytes], stream: Stream
-) -> None:
-    """Send `content` as an event stream; free the hub slot however it ends (client gone, shutdown, error)."""
-    listener = asyncio.get_running_loop().create_task(_until_disconnect(receive, stream))
-    try:
-        headers = [*_HEADERS, (b"x-request-id", request_id(scope).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        if scope["method"] != "HEAD":
-            async for chunk in content:
-                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if not stream.gone:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        listener.cancel()
-        stream.close()
-        await content.aclose()
-
-
 def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str) -> int | None:
     """The change number a reconnecting client was last told of; None when absent or unreadable.
 
@@ -86,49 +59,59 @@ def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str)
         return -1
 
 
-async def _events(
+def _event(tokens: SyncTokens, user_id: str, name: str, position: Position) -> bytes:
+    token = tokens.encode(user_id, position)
+    # `ready` has no id: the browser's Last-Event-ID must stay the last `changed` it was sent.
+    framed = ServerSentEvent(
+        _encode(Since(token)).decode(), event=name, id=token if name == "changed" else None, sep=SEP
+    )
+    return ensure_bytes(framed, SEP)
+
+
+async def _send_chunk(send: Send, chunk: bytes) -> None:
+    # A client that stops reading is dropped once the socket's buffers are full for this long.
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def _send_events(
+    receive: Receive,
+    send: Send,
     stream: Stream,
     tokens: SyncTokens,
     user_id: str,
     ready: Position,
     last_seen: int | None,
     expires_at: float,
-) -> AsyncGenerator[bytes]:
-    def event(name: str, position: Position) -> bytes:
-        token = tokens.encode(user_id, position)
-        # `ready` has no id: the browser's Last-Event-ID must stay the last `changed` it was sent.
-        framed = ServerSentEvent(
-            _encode(Since(token)).decode(), event=name, id=token if name == "changed" else None, sep=SEP
-        )
-        return ensure_bytes(framed, SEP)
-
-    yield event("ready", ready)
+) -> None:
+    """Send `ready`, then `changed` whenever the hub offers a newer position, pings in silences."""
+    await _send_chunk(send, _event(tokens, user_id, "ready", ready))
     announced = ready.seq
     # Behind the latest change, unreadable, or even ahead of it (a database restored from a
     # backup): the client may have missed something, so it is told at once.
     if last_seen is not None and last_seen != ready.seq:
-        yield event("changed", ready)
+        await _send_chunk(send, _event(tokens, user_id, "changed", ready))
     quiet_since = time.monotonic()
     while True:
         now = time.time()
         if now >= expires_at:
             # The bearer token expired: a stream never outlives the authorisation it began with.
-            yield EXPIRED
+            await _send_chunk(send, EXPIRED)
             return
         # Read at each wait, so that a test may shorten it.
         ping_in = quiet_since + PING_SECONDS - time.monotonic()
-        woken = await stream.wait(min(ping_in, expires_at - now))
+        woken = await stream.wait(receive, min(ping_in, expires_at - now))
         # Client gone, database lost (the client must resync) or the worker shutting down.
         if stream.gone or stream.lost:
             return
         latest = stream.latest
         if woken and latest.seq > announced:
             announced = latest.seq
-            yield event("changed", latest)
+            await _send_chunk(send, _event(tokens, user_id, "changed", latest))
         elif time.monotonic() - quiet_since < PING_SECONDS:
             continue
         else:
-            yield PING
+            await _send_chunk(send, PING)
         quiet_since = time.monotonic()
 
 
@@ -146,16 +129,21 @@ class Events:
         # sse-starlette notices uvicorn beginning to stop; the hub then ends every stream at once, cleanly.
         hub.end_streams_after(EventSourceResponse._listen_for_exit_signal)
         stream = hub.open(user_id)
+        # However it ends (client gone, token expired, database lost, shutdown, error), the slot is freed.
         try:
             # Registered first, then read: a commit after this read is announced, none is lost between.
             await hub.listening()
             seq, read_at = await feed.head(user_id)
-        except BaseException:
+            del request
+            headers = [*_HEADERS, (b"x-request-id", request_id(scope).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            if scope["method"] != "HEAD":
+                ready = Position(seq, read_at)
+                await _send_events(receive, send, stream, tokens, user_id, ready, last_seen, user.expires_at)
+            if not stream.gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
             stream.close()
-            raise
-        del request
-        content = _events(stream, tokens, user_id, Position(seq, read_at), last_seen, user.expires_at)
-        await _respond(scope, receive, send, content, stream)
 
 
 routes = [Route("/api/{user_id}/events", Events(), methods=["GET"])]
