@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,10 +46,11 @@ class CorsMiddleware:
         }
         self.expose_headers = ", ".join(expose_headers)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain def: a request passing through holds no suspended frame here for its whole life
+        # (an event stream's, hours); the inner app's awaitable is returned for the caller to await.
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         origin = requested_method = requested_headers = None
         for key, value in scope["headers"]:
             if key == b"origin":
@@ -59,17 +60,13 @@ class CorsMiddleware:
             elif key == b"access-control-request-headers":
                 requested_headers = value.decode("latin-1")
         if origin is None:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         allowed = origin in self.allow_origins
         if scope["method"] == "OPTIONS" and requested_method is not None:
-            await self._preflight(scope, origin, allowed, requested_method, requested_headers)(
-                scope, receive, send
-            )
-            return
+            preflight = self._preflight(scope, origin, allowed, requested_method, requested_headers)
+            return preflight(scope, receive, send)
         if not allowed:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -80,7 +77,7 @@ class CorsMiddleware:
                 headers.add_vary_header("Origin")
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        return self.app(scope, receive, send_with_cors)
 
     def _preflight(
         self, scope: Scope, origin: str, allowed: bool, method: str, headers: str | None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .envelope import error_response
@@ -24,12 +26,15 @@ class FairUseMiddleware:
         self.limit = limit
         self.in_flight: dict[str, int] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain def: a request passing through holds no suspended frame here for its whole life
+        # (an event stream's, hours); the inner app's awaitable is returned for the caller to await.
         user = scope.get("user") if scope["type"] == "http" else None
         if user is None or scope["path"].endswith(EVENT_STREAM_SUFFIX):
-            await self.app(scope, receive, send)
-            return
-        user_id: str = user.user_id
+            return self.app(scope, receive, send)
+        return self._counted(user.user_id, scope, receive, send)
+
+    async def _counted(self, user_id: str, scope: Scope, receive: Receive, send: Send) -> None:
         count = self.in_flight.get(user_id, 0)
         if count >= self.limit:
             error = TooManyRequests(

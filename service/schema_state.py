@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import asyncpg
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -102,16 +102,22 @@ class MigrationGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain def: a request passing through holds no suspended frame here for its whole life
+        # (an event stream's, hours); the inner app's awaitable is returned for the caller to await.
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             state: SchemaState = scope["state"]["schema"]
             if not state.complete:
-                try:
-                    pending = await state.pending()
-                except UNAVAILABLE_ERRORS:
-                    await error_response(scope, unavailable())(scope, receive, send)
-                    return
-                if pending:
-                    await error_response(scope, not_migrated(pending))(scope, receive, send)
-                    return
+                return self._unless_pending(state, scope, receive, send)
+        return self.app(scope, receive, send)
+
+    async def _unless_pending(self, state: SchemaState, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            pending = await state.pending()
+        except UNAVAILABLE_ERRORS:
+            await error_response(scope, unavailable())(scope, receive, send)
+            return
+        if pending:
+            await error_response(scope, not_migrated(pending))(scope, receive, send)
+            return
         await self.app(scope, receive, send)
