@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import socket
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from tests.pg_cluster import PgCluster, pgbouncer
 from tests.sse import EventStream, json_body, open_stream, seq
-from tests.support import SECRET, Database, LiveServer, auth, new_user, start_service
+from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, start_service
 
 APP = "https://app.example.com"
 
@@ -324,3 +327,55 @@ def test_open_streams_do_not_use_up_the_users_requests_in_flight(
                 await s.__aexit__(None, None, None)
 
     asyncio.run(run())
+
+
+# What the server may allocate per idle stream. tests/load/streams.py measures the worker's RSS at
+# 10,000 streams (the target is under 20 KiB each); this pins the Python side of it in the suite.
+MAX_BYTES_PER_IDLE_STREAM = 20 * 1024
+
+
+def _open_raw_stream(host: str, port: int, user: str) -> socket.socket:
+    """An event stream read over a bare socket until `ready`, so the client allocates next to nothing."""
+    sock = socket.create_connection((host, port))
+    sock.sendall(
+        f"GET /api/{user}/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {make_token(user)}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    received = b""
+    while b"event: ready" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received
+    return sock
+
+
+def test_an_idle_stream_holds_under_20_kib_of_the_server(server: LiveServer) -> None:
+    """The test server runs in this process, so tracemalloc sees what it keeps for each open stream."""
+    host, port = "127.0.0.1", int(server.base_url.rsplit(":", 1)[1])
+    count = 200
+    # The first streams start the worker's listener connection; it is not a per-stream cost.
+    sockets = [_open_raw_stream(host, port, new_user()) for _ in range(4)]
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        sockets += [_open_raw_stream(host, port, new_user()) for _ in range(count)]
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+        for sock in sockets:
+            sock.close()
+    # The client's own share (its sockets, this list) is left out.
+    client_side = (tracemalloc.Filter(False, __file__), tracemalloc.Filter(False, socket.__file__))
+    grown = sum(
+        stat.size_diff
+        for stat in after.filter_traces(client_side).compare_to(before.filter_traces(client_side), "filename")
+    )
+    per_stream = grown / count
+    print(f"server allocations per idle stream: {per_stream:.0f} B")
+    assert per_stream < MAX_BYTES_PER_IDLE_STREAM
