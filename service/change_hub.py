@@ -51,19 +51,18 @@ class Stream:
     Kept small (slots, no task or future of its own): a worker holds thousands of them.
     """
 
-    __slots__ = ("_hub", "_wait", "gone", "latest", "lost", "user_id", "woken")
+    __slots__ = ("_hub", "_wait", "gone", "latest", "lost", "user_id")
 
     def __init__(self, hub: ChangeHub, user_id: str) -> None:
         self._hub = hub
         self._wait: asyncio.Timeout | None = None
         self.user_id = user_id
         self.latest = _NOWHERE
-        self.woken = False
         self.lost = False
         self.gone = False
 
     def _wake(self) -> None:
-        self.woken = True
+        # Not waiting (sending, say): the stream reads `latest` and `lost` before it waits again.
         wait = self._wait
         if wait is not None and not wait.expired():
             # Time the wait out now: its receive() is cancelled, and the timeout makes that a TimeoutError.
@@ -79,24 +78,23 @@ class Stream:
         self.lost = True
         self._wake()
 
-    async def wait(self, receive: Receive, seconds: float) -> bool:
-        """Wait until woken (True), the client goes away (`gone`), or `seconds` pass (False).
+    async def wait(self, receive: Receive, seconds: float) -> None:
+        """Wait until woken, until the client goes away (then `gone`), or for `seconds`.
 
         The client's departure is seen by reading `receive()` here, in the stream's own task:
         no second task per stream to watch for it.
         """
-        if not (self.woken or self.lost or self.gone):
-            try:
-                async with asyncio.timeout(max(0.0, seconds)) as self._wait:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    self.gone = True
-            except TimeoutError:
-                pass
-            finally:
-                self._wait = None
-        woken, self.woken = self.woken, False
-        return woken
+        if self.lost or self.gone:
+            return
+        try:
+            async with asyncio.timeout(max(0.0, seconds)) as self._wait:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                self.gone = True
+        except TimeoutError:
+            pass
+        finally:
+            self._wait = None
 
     def close(self) -> None:
         """Free the stream's slot; safe to call more than once."""

@@ -93,6 +93,13 @@ async def _send_events(
         await _send_chunk(send, _event(tokens, user_id, "changed", ready))
     quiet_since = time.monotonic()
     while True:
+        # Read before every wait: a position offered while the stream was sending is not missed.
+        latest = stream.latest
+        if latest.seq > announced:
+            announced = latest.seq
+            await _send_chunk(send, _event(tokens, user_id, "changed", latest))
+            quiet_since = time.monotonic()
+            continue
         now = time.time()
         if now >= expires_at:
             # The bearer token expired: a stream never outlives the authorisation it began with.
@@ -100,19 +107,14 @@ async def _send_events(
             return
         # Read at each wait, so that a test may shorten it.
         ping_in = quiet_since + PING_SECONDS - time.monotonic()
-        woken = await stream.wait(receive, min(ping_in, expires_at - now))
+        if ping_in <= 0:
+            await _send_chunk(send, PING)
+            quiet_since = time.monotonic()
+            continue
+        await stream.wait(receive, min(ping_in, expires_at - now))
         # Client gone, database lost (the client must resync) or the worker shutting down.
         if stream.gone or stream.lost:
             return
-        latest = stream.latest
-        if woken and latest.seq > announced:
-            announced = latest.seq
-            await _send_chunk(send, _event(tokens, user_id, "changed", latest))
-        elif time.monotonic() - quiet_since < PING_SECONDS:
-            continue
-        else:
-            await _send_chunk(send, PING)
-        quiet_since = time.monotonic()
 
 
 class Events:

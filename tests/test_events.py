@@ -9,11 +9,16 @@ import socket
 import time
 import tracemalloc
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 
+from service.change_hub import ChangeHub
+from service.sync_tokens import Position
+from service.task_store import ChangeStore
 from tests.pg_cluster import PgCluster, pgbouncer
 from tests.sse import EventStream, json_body, open_stream, seq
 from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, start_service
@@ -177,6 +182,54 @@ def test_pings_come_as_comment_lines(
             ping = await stream.next(pings=True)
             assert ping is not None
             assert ping.comments == ["ping"]
+
+    asyncio.run(run())
+
+
+def test_every_write_is_announced_while_pings_keep_the_stream_busy(
+    make_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wake-up that lands while a ping is being sent, or as the wait times out, is not lost."""
+    monkeypatch.setattr("service.events.PING_SECONDS", 0.0001)
+    live = make_server()
+    user = new_user()
+
+    async def run() -> None:
+        async with _client(live.base_url) as client, open_stream(client, user) as stream:
+            await stream.until("ready")
+            for i in range(1, 31):
+                await _write(client, user, f"write {i}")
+                assert seq(user, (await stream.until("changed")).since) == i
+
+    asyncio.run(run())
+
+
+def test_a_waiting_stream_wakes_at_once_and_a_wake_as_its_wait_times_out_is_harmless() -> None:
+    """The hub wakes a stream by timing out its wait on receive(); one already timing out is left be."""
+    hub = ChangeHub("postgresql://127.0.0.1/unused", 1.0, cast(ChangeStore, None), max_streams=5)
+    later = Position(1, datetime.now(UTC))
+
+    async def never_leaves() -> dict[str, str]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def run() -> None:
+        stream = hub.open("u")
+        async with asyncio.timeout(10):  # a wake that never came fails here rather than hanging
+            waiting = asyncio.create_task(stream.wait(never_leaves, 3600))
+            await asyncio.sleep(0)  # the wait has begun
+            stream.offer(later)
+            await waiting
+        assert stream.latest == later and not stream.gone
+        # A wait whose time is up (its timeout is expiring, the task not yet resumed), woken then.
+        timing_out = asyncio.create_task(stream.wait(never_leaves, 0))
+        await asyncio.sleep(0)  # entered; the timeout's handler is due
+        await asyncio.sleep(0)  # the handler ran: the wait is timing out
+        stream.end()
+        await timing_out
+        assert stream.lost
+        await stream.wait(never_leaves, 3600)  # an ended stream does not wait at all
+        stream.close()
 
     asyncio.run(run())
 
