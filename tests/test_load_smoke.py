@@ -44,3 +44,19 @@ def test_load_suite_runs_without_failures(tmp_path: Path) -> None:
     assert all(rss > 0 for rss in only_round["rss_mib"])
     assert report["rss_growth_mib"] == [0.0, 0.0]
     assert "| GET /tasks |" in (tmp_path / "report.md").read_text()
+
+
+def test_cpu_benchmark_runs_every_operation() -> None:
+    """`python -m tests.load.cpu` end to end, tiny: each operation answered 2xx (it stops at any other)."""
+    command = ["tests.load.cpu", "--requests", "100", "--rounds", "1", "--users", "4", "--tasks", "3"]
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--concurrency", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    for operation in ("list", "get", "create", "update"):
+        assert figures[operation]["cpu_us_per_request"] > 0, operation
