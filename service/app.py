@@ -225,12 +225,13 @@ def create_app(
         Exception: _unexpected,
         **dict.fromkeys(UNAVAILABLE_ERRORS, _database_unavailable),
     }
-    # The sync routes first: /tasks/changes must not be taken for a task id.
+    # The router tries routes in order: the API's first, the changes feed before the task routes
+    # (/tasks/changes must not be taken for a task id), health checks and docs after them.
     routes = [
-        *health.routes,
         *changes.routes,
-        *events.routes,
         *tasks.routes,
+        *events.routes,
+        *health.routes,
         *docs.routes,
         *metrics_routes(metrics, settings.metrics_token),
     ]
