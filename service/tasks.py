@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 from urllib.parse import quote
 
 from msgspec import UNSET
 from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .bodies import read_json, read_query
 from .conditional import etag_of, if_match, missing_or_stale, none_match
@@ -67,7 +70,31 @@ def _found(stored: StoredTask | None) -> StoredTask:
     return stored
 
 
-class TaskCollection(HTTPEndpoint):
+class Endpoint(HTTPEndpoint):
+    """HTTPEndpoint with its allowed methods found once per class, not again on every request."""
+
+    _methods: ClassVar[list[str]]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        # Starlette's order, for the same Allow header; HEAD is answered by `get`.
+        candidates = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        cls._methods = [m for m in candidates if hasattr(cls, "get" if m == "HEAD" else m.lower())]
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+
+    async def dispatch(self) -> None:
+        request: Request[AppState] = Request(self.scope, receive=self.receive)
+        method = request.method
+        if method not in self._methods:
+            raise HTTPException(405, headers={"Allow": ", ".join(self._methods)})
+        handler = getattr(self, "get" if method == "HEAD" else method.lower())
+        response = await handler(request)
+        await response(self.scope, self.receive, self.send)
+
+
+class TaskCollection(Endpoint):
     """`/api/{user_id}/tasks`: list and create."""
 
     async def get(self, request: Request[AppState]) -> Response:
@@ -100,7 +127,7 @@ class TaskCollection(HTTPEndpoint):
         return _task_response(request, stored, 201, headers)
 
 
-class TaskItem(HTTPEndpoint):
+class TaskItem(Endpoint):
     """`/api/{user_id}/tasks/{task_id}`: read, update (PUT and PATCH alike), delete."""
 
     async def get(self, request: Request[AppState]) -> Response:
@@ -130,7 +157,7 @@ class TaskItem(HTTPEndpoint):
         return _task_response(request, stored)
 
 
-class TaskCompletion(HTTPEndpoint):
+class TaskCompletion(Endpoint):
     """`/api/{user_id}/tasks/{task_id}/complete`: toggle, or set with `{"completed": bool}`."""
 
     async def patch(self, request: Request[AppState]) -> Response:
@@ -143,7 +170,7 @@ class TaskCompletion(HTTPEndpoint):
         return _task_response(request, stored)
 
 
-class TaskMoving(HTTPEndpoint):
+class TaskMoving(Endpoint):
     """`/api/{user_id}/tasks/{task_id}/move`: place the task right before or after another one."""
 
     async def post(self, request: Request[AppState]) -> Response:
@@ -158,7 +185,7 @@ class TaskMoving(HTTPEndpoint):
         return _task_response(request, stored)
 
 
-class TaskStatistics(HTTPEndpoint):
+class TaskStatistics(Endpoint):
     """`/api/{user_id}/tasks/stats`: the user's tasks counted."""
 
     async def get(self, request: Request[AppState]) -> Response:
@@ -166,7 +193,7 @@ class TaskStatistics(HTTPEndpoint):
         return json_response(request.scope, 200, StatsEnvelope(stats, meta(request.scope)))
 
 
-class CompletedClearing(HTTPEndpoint):
+class CompletedClearing(Endpoint):
     """`/api/{user_id}/tasks/clear-completed`: delete every completed task, in one transaction."""
 
     async def post(self, request: Request[AppState]) -> Response:
