@@ -8,14 +8,14 @@ is typed: the body Structs of `schemas` in, `StoredTask` and `Page` out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, get_args
 
 import asyncpg
@@ -595,6 +595,58 @@ def _changes(changes: msgspec.Struct) -> dict[str, Any]:
     return values
 
 
+class _Held:
+    """One statement's (or transaction's) hold on a pool connection.
+
+    Entering waits for a slot, in arrival order, then takes a connection; leaving gives both back,
+    and turns a statement that ran past the timeout into a logged 503. A class rather than
+    generator-based context managers: every request passes here.
+    """
+
+    __slots__ = ("_conn", "_query", "_store")
+
+    def __init__(self, store: TaskStore, query: Query) -> None:
+        self._store = store
+        self._query = query
+
+    async def __aenter__(self) -> PoolConnectionProxy:
+        store = self._store
+        slots = store._slots
+        if slots.locked():
+            async with asyncio.timeout(store._timeout):
+                await slots.acquire()
+        else:
+            await slots.acquire()
+        try:
+            # A slot guarantees a free holder; opening a connection is bounded by the connect timeout.
+            self._conn: PoolConnectionProxy = await store._pool.acquire()
+        except BaseException:
+            slots.release()
+            raise
+        return self._conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        store = self._store
+        try:
+            await store._pool.release(self._conn)
+        finally:
+            store._slots.release()
+        # The bound is asyncpg's per-call `timeout=`, which cancels the statement with a cancel
+        # request: unlike a `statement_timeout` session setting, it also holds behind PgBouncer in
+        # transaction mode, where no session setting survives the transaction.
+        if exc_type is not None and issubclass(exc_type, (TimeoutError, asyncpg.QueryCanceledError)):
+            # The SQL carries no values (they are parameters), so it can be logged as it is.
+            logger.warning(
+                "statement cancelled after %gs (%s): %.120s",
+                store._statement_timeout,
+                exc_type.__name__,
+                " ".join(self._query.sql.split()),
+            )
+            raise unavailable(STATEMENT_TIMEOUT_MESSAGE) from None
+
+
 class TaskStore:
     """Runs the statements above on the pool; every method takes the owner's id."""
 
@@ -614,46 +666,16 @@ class TaskStore:
         # first come, first served: at most pool-size holders, queued in arrival order.
         self._slots = asyncio.Semaphore(pool.get_max_size())
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
-        if self._slots.locked():
-            async with asyncio.timeout(self._timeout):
-                await self._slots.acquire()
-        else:
-            await self._slots.acquire()
-        try:
-            # A slot guarantees a free holder; opening a connection is bounded by the connect timeout.
-            async with self._pool.acquire() as conn:
-                yield conn
-        finally:
-            self._slots.release()
-
-    @contextlib.asynccontextmanager
-    async def _bounded(self, query: Query) -> AsyncIterator[None]:
-        """Turn a statement that ran past the timeout into a logged 503.
-
-        The bound is asyncpg's per-call `timeout=`, which cancels the statement with a cancel
-        request: unlike a `statement_timeout` session setting, it also holds behind PgBouncer in
-        transaction mode, where no session setting survives the transaction.
-        """
-        try:
-            yield
-        except (TimeoutError, asyncpg.QueryCanceledError) as exc:
-            # The SQL carries no values (they are parameters), so it can be logged as it is.
-            logger.warning(
-                "statement cancelled after %gs (%s): %.120s",
-                self._statement_timeout,
-                type(exc).__name__,
-                " ".join(query.sql.split()),
-            )
-            raise unavailable(STATEMENT_TIMEOUT_MESSAGE) from None
+    def _held(self, query: Query) -> _Held:
+        """A pool connection for `query` (and any transaction around it), as an async context manager."""
+        return _Held(self, query)
 
     async def _one(self, query: Query, **values: Any) -> asyncpg.Record | None:
-        async with self._connection() as conn, self._bounded(query):
+        async with self._held(query) as conn:
             return await conn.fetchrow(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
-        async with self._connection() as conn, self._bounded(query):
+        async with self._held(query) as conn:
             return await conn.fetch(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _all_planned_per_value(self, query: Query, **values: Any) -> list[asyncpg.Record]:
@@ -663,12 +685,12 @@ class TaskStore:
         settle on a generic plan, made without the values. SET LOCAL holds for this transaction
         only, so it is safe behind PgBouncer in transaction mode too.
         """
-        async with self._connection() as conn, self._bounded(query), conn.transaction(readonly=True):
+        async with self._held(query) as conn, conn.transaction(readonly=True):
             await conn.execute(_CUSTOM_PLAN, timeout=self._statement_timeout)
             return await conn.fetch(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _execute(self, query: Query, **values: Any) -> str:
-        async with self._connection() as conn, self._bounded(query):
+        async with self._held(query) as conn:
             return await conn.execute(query.sql, *query.args(values), timeout=self._statement_timeout)
 
     async def _task(self, query: Query, **values: Any) -> StoredTask | None:
@@ -755,7 +777,7 @@ class TaskStore:
         """
         for attempt in range(MOVE_ATTEMPTS):
             try:
-                async with self._connection() as conn, self._bounded(MOVE), conn.transaction():
+                async with self._held(MOVE) as conn, conn.transaction():
                     return await self._move(conn, user_id, task_id, versions, anchor_id, after)
             except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
                 await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter

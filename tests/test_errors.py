@@ -21,6 +21,7 @@ from tests.support import (
     assert_error,
     assert_statement_timeout,
     auth,
+    row_locked,
     settings_for,
 )
 
@@ -80,6 +81,45 @@ def test_statement_past_the_timeout_is_503_and_logged(
     assert "statement cancelled after 1s" in record.getMessage()
     assert "UPDATE tasks" in record.getMessage()
     assert user not in record.getMessage()
+
+
+def test_a_request_waiting_past_db_acquire_timeout_for_a_connection_is_503(
+    make_server: Callable[..., LiveServer], database: Database, user: str
+) -> None:
+    """The pool's one connection is held by a blocked write: the next request gives up after
+    DB_ACQUIRE_TIMEOUT with a 503, and the blocked write still completes once its lock goes."""
+    live = make_server(db_statement_timeout=10.0, db_acquire_timeout=0.3, pool_size=1)
+    with live.client() as client:
+        created = client.post(f"/api/{user}/tasks", json={"title": "original"}, headers=auth(user))
+        url, task_id = created.headers["location"], created.json()["data"]["id"]
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        watcher = await asyncpg.connect(asyncpg_dsn(database.url))
+        try:
+            async with live.async_client() as c:
+                async with row_locked(database.url, user, task_id):
+                    blocked = asyncio.create_task(c.patch(url, json={"title": "changed"}, headers=auth(user)))
+                    # Until the write waits on the lock, holding the pool's only connection.
+                    for _ in range(1000):
+                        if await watcher.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        ):
+                            break
+                        await asyncio.sleep(0.01)
+                    else:
+                        raise AssertionError("the write never came to wait on the lock")
+                    waiting = await c.get(f"/api/{user}/tasks", headers=auth(user))
+                return waiting, await blocked
+        finally:
+            await watcher.close()
+
+    waiting, blocked = asyncio.run(run())
+    assert waiting.status_code == 503, waiting.text
+    assert waiting.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert waiting.headers["retry-after"].isdigit()
+    assert blocked.status_code == 200, blocked.text
+    assert blocked.json()["data"]["title"] == "changed"
 
 
 def test_a_search_past_the_timeout_is_503_and_leaves_no_transaction_open(
