@@ -51,6 +51,7 @@ from sqlalchemy.sql.expression import literal_column
 from sqlmodel import SQLModel
 
 from . import positions
+from .db import PoolSlots
 from .errors import (
     TASK_NOT_FOUND,
     Conflict,
@@ -612,11 +613,7 @@ class _Held:
     async def __aenter__(self) -> PoolConnectionProxy:
         store = self._store
         slots = store._slots
-        if slots.locked():
-            async with asyncio.timeout(store._timeout):
-                await slots.acquire()
-        else:
-            await slots.acquire()
+        await slots.acquire()
         try:
             # A slot guarantees a free holder; opening a connection is bounded by the connect timeout.
             self._conn: PoolConnectionProxy = await store._pool.acquire()
@@ -658,13 +655,9 @@ class TaskStore:
         max_tasks: int = DEFAULT_MAX_TASKS,
     ) -> None:
         self._pool = pool
-        self._timeout = acquire_timeout
         self._statement_timeout = statement_timeout
         self._max_tasks = max_tasks
-        # asyncpg hands a freed connection to whichever task asks first, so under load a waiting
-        # request can be overtaken again and again (a long p99 tail). asyncio's Semaphore is
-        # first come, first served: at most pool-size holders, queued in arrival order.
-        self._slots = asyncio.Semaphore(pool.get_max_size())
+        self._slots = PoolSlots(pool.get_max_size(), acquire_timeout)
 
     def _held(self, query: Query) -> _Held:
         """A pool connection for `query` (and any transaction around it), as an async context manager."""

@@ -1,0 +1,88 @@
+"""The pool's slots (service.db.PoolSlots): arrival order, the wait's bound, and no slot lost to a
+waiter that gives up. Over HTTP, tests/test_errors.py shows the timeout as a 503."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.db import PoolSlots
+
+
+async def _held(slots: PoolSlots, name: str, order: list[str], release: asyncio.Event) -> None:
+    await slots.acquire()
+    order.append(name)
+    await release.wait()
+    slots.release()
+
+
+def test_waiters_are_served_in_arrival_order() -> None:
+    async def run() -> list[str]:
+        slots, order, go = PoolSlots(1, timeout=60), [], asyncio.Event()
+        await slots.acquire()
+        waiters = []
+        for name in "abcde":
+            waiters.append(asyncio.create_task(_held(slots, name, order, go)))
+            await asyncio.sleep(0)  # in line before the next arrives
+        go.set()
+        slots.release()
+        async with asyncio.timeout(5):  # a lost slot would leave them waiting
+            await asyncio.gather(*waiters)
+        return order
+
+    assert asyncio.run(run()) == list("abcde")
+
+
+def test_a_wait_past_the_timeout_raises_and_frees_nothing_it_did_not_take() -> None:
+    async def run() -> None:
+        slots = PoolSlots(1, timeout=0.05)
+        await slots.acquire()
+        with pytest.raises(TimeoutError):
+            await slots.acquire()
+        slots.release()
+        await slots.acquire()  # the one slot, free again: not counted twice, not lost
+        with pytest.raises(TimeoutError):
+            await slots.acquire()
+
+    asyncio.run(run())
+
+
+def test_a_cancelled_waiter_is_passed_over() -> None:
+    async def run() -> list[str]:
+        slots, order, go = PoolSlots(1, timeout=60), [], asyncio.Event()
+        await slots.acquire()
+        first = asyncio.create_task(_held(slots, "first", order, go))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(_held(slots, "second", order, go))
+        await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.sleep(0)
+        go.set()
+        slots.release()
+        async with asyncio.timeout(5):
+            await second
+        assert first.cancelled()
+        return order
+
+    assert asyncio.run(run()) == ["second"]
+
+
+def test_a_slot_handed_to_a_waiter_cancelled_before_it_resumes_goes_to_the_next() -> None:
+    async def run() -> list[str]:
+        slots, order, go = PoolSlots(1, timeout=60), [], asyncio.Event()
+        await slots.acquire()
+        first = asyncio.create_task(_held(slots, "first", order, go))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(_held(slots, "second", order, go))
+        await asyncio.sleep(0)
+        slots.release()  # the slot is now first's, but first has not run yet
+        first.cancel()
+        go.set()
+        async with asyncio.timeout(5):
+            await second
+            await slots.acquire()  # and once second is done, the slot is free: none was lost
+        assert first.cancelled()
+        return order
+
+    assert asyncio.run(run()) == ["second"]
