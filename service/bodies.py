@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any, Literal, TypeVar, overload
+from urllib.parse import parse_qsl
 
 import msgspec
 from msgspec import inspect
@@ -156,7 +157,9 @@ def read_query(request: Request[Any], schema: type[S]) -> S:
     repeat) and never empty; unknown parameters are ignored."""
     fields = _fields(schema)
     values: dict[str, Any] = {}
-    for name, value in request.query_params.multi_items():
+    # Parsed as Starlette's `query_params` would, without building its multi-dict on every request.
+    pairs = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    for name, value in pairs:
         kind = fields.get(name)
         if kind is None:
             continue
