@@ -467,6 +467,21 @@ def walk_under_churn(
     assert survivors <= set(seen), "a surviving task was skipped"
 
 
+def run_together(workers: Sequence[Callable[[], object]]) -> None:
+    """Run each worker in a thread of its own, all released at the same moment; return once all are done."""
+    start = threading.Barrier(len(workers))
+
+    def released(worker: Callable[[], object]) -> None:
+        start.wait()
+        worker()
+
+    threads = [threading.Thread(target=released, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`python -m service ARGS` with only PATH and `env` in its environment; its output captured."""
     return subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import uuid
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from service import positions
-from tests.support import Database, LiveServer, auth, create_task, new_user
+from tests.support import Database, LiveServer, auth, create_task, new_user, run_together
 
 
 @pytest.fixture
@@ -274,23 +275,17 @@ def test_concurrent_moves_never_share_a_position(server: LiveServer) -> None:
         ids = [create_task(client, user, f"t{i}")["id"] for i in range(12)]
     statuses: list[int] = []
     lock = threading.Lock()
-    start = threading.Barrier(6)
 
     def mover(seed: int) -> None:
         rng = random.Random(seed)
         with server.client() as c:
-            start.wait()
             for _ in range(25):
                 task, anchor = rng.sample(ids, 2)
                 r = _move(c, user, task, {rng.choice(("before", "after")): anchor})
                 with lock:
                     statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=mover, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([functools.partial(mover, i) for i in range(6)])
     assert statuses == [200] * len(statuses)
     with server.client() as client:
         listed = _order(client, user)
@@ -308,11 +303,9 @@ def test_concurrent_creates_and_moves_to_the_front(server: LiveServer) -> None:
     made: list[str] = []
     statuses: list[int] = []
     lock = threading.Lock()
-    start = threading.Barrier(4)
 
     def creator() -> None:
         with server.client() as c:
-            start.wait()
             for i in range(15):
                 task = create_task(c, user, f"new {i}")
                 with lock:
@@ -321,7 +314,6 @@ def test_concurrent_creates_and_moves_to_the_front(server: LiveServer) -> None:
     def front_mover(seed: int) -> None:
         rng = random.Random(seed)
         with server.client() as c:
-            start.wait()
             for _ in range(15):
                 first = _order(c, user)[0]["id"]
                 task = rng.choice(ids)
@@ -330,12 +322,7 @@ def test_concurrent_creates_and_moves_to_the_front(server: LiveServer) -> None:
                     with lock:
                         statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=creator) for _ in range(2)]
-    threads += [threading.Thread(target=front_mover, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([creator, creator, *(functools.partial(front_mover, i) for i in range(2))])
     assert set(statuses) <= {200}
     with server.client() as client:
         listed = _order(client, user)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support import SECRET, Database, LiveServer, auth, create_task, new_user
+from tests.support import SECRET, Database, LiveServer, auth, create_task, new_user, run_together
 
 PAST = (datetime.now(UTC) - timedelta(days=2)).isoformat()
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
@@ -152,19 +152,13 @@ def test_concurrent_clears_delete_each_task_once(
     tasks = [create_task(client, user, f"t{i}") for i in range(40)]
     for task in tasks[:20]:
         _complete(client, user, task)
-    start = threading.Barrier(4)
     deleted: list[int] = []
 
     def clear() -> None:
         with server.client() as c:
-            start.wait()
             deleted.append(_clear(c, user).json()["data"]["deleted"])
 
-    threads = [threading.Thread(target=clear) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([clear] * 4)
     assert sum(deleted) == 20
     rows = database.query("SELECT task_count FROM users WHERE id = $1", user)
     assert rows[0]["task_count"] == 20 == _stats(client, user)["total"]
@@ -227,21 +221,15 @@ def test_the_quota_is_exact_under_concurrent_creates(small: LiveServer, database
         assert _post(client, user).status_code == 201
     statuses: list[int] = []
     lock = threading.Lock()
-    start = threading.Barrier(12)
 
     def create() -> None:
         with small.client() as c:
-            start.wait()
             for _ in range(2):
                 r = _post(c, user)
                 with lock:
                     statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=create) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([create] * 12)
     assert sorted(statuses) == [201] * 4 + [409] * 20
     count = database.query("SELECT count(*) AS n FROM tasks WHERE user_id = $1", user)[0]["n"]
     assert count == 5
@@ -253,19 +241,13 @@ def test_concurrent_deletes_count_once(
 ) -> None:
     task = create_task(client, user)
     create_task(client, user)
-    start = threading.Barrier(6)
     statuses: list[int] = []
 
     def delete() -> None:
         with server.client() as c:
-            start.wait()
             statuses.append(c.delete(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).status_code)
 
-    threads = [threading.Thread(target=delete) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([delete] * 6)
     assert sorted(statuses) == [200] + [404] * 5
     assert database.query("SELECT task_count FROM users WHERE id = $1", user)[0]["task_count"] == 1
     assert _stats(client, user)["total"] == 1

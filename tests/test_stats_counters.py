@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
-import threading
 from pathlib import Path
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 
 from service.db import asyncpg_dsn
 from service.migrations import SQL_DIR, migrate
-from tests.support import Database, LiveServer, auth, create_database, new_user
+from tests.support import Database, LiveServer, auth, create_database, new_user, run_together
 
 
 @pytest.fixture
@@ -112,12 +112,10 @@ def test_concurrent_toggles_and_completes_count_exactly(
     client: httpx.Client, database: Database, user: str, server: LiveServer
 ) -> None:
     tasks = [_create(client, user, f"t{i}")["id"] for i in range(8)]
-    start = threading.Barrier(8)
     failures: list[str] = []
 
     def write(n: int) -> None:
         with server.client() as c:
-            start.wait()
             for i in range(6):
                 # Everyone toggles the first task (6 * 8 toggles: it ends active), and completes,
                 # reopens or deletes one of the others.
@@ -132,11 +130,7 @@ def test_concurrent_toggles_and_completes_count_exactly(
             if deleted and c.delete(f"/api/{user}/tasks/{tasks[n]}", headers=auth(user)).status_code != 200:
                 failures.append(f"delete {n}")
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([functools.partial(write, n) for n in range(8)])
     assert failures == []
     # Each of tasks 1..7 ended reopened (i = 5 is odd); 3 and 6 were deleted; the first was toggled
     # an even number of times. Then complete some and check again.
@@ -179,23 +173,17 @@ def test_bulk_statements_and_concurrent_tag_edits_count_exactly(
     client: httpx.Client, database: Database, user: str, server: LiveServer
 ) -> None:
     tasks = [_create(client, user, f"t{i}", ["shared", f"own{i % 3}"])["id"] for i in range(8)]
-    start = threading.Barrier(8)
     failures: list[str] = []
 
     def write(n: int) -> None:
         with server.client() as c:
-            start.wait()
             for i in range(4):
                 body = {"tags": ["Shared", f"n{n % 2}"]} if i % 2 else {"completed": i == 0}
                 response = c.patch(f"/api/{user}/tasks/{tasks[n]}", json=body, headers=auth(user))
                 if response.status_code != 200:
                     failures.append(response.text)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([functools.partial(write, n) for n in range(8)])
     assert failures == []
     _exact(client, database, user)
     database.query(
