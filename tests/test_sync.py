@@ -34,6 +34,15 @@ def _create(client: httpx.Client, user: str, title: str) -> dict[str, Any]:
     return response.json()["data"]
 
 
+def _apply(local: dict[str, Any], page: dict[str, Any]) -> None:
+    """Apply one page of changes to a client's copy of its tasks, as a client would."""
+    for change in page["data"]:
+        if change["op"] == "upsert":
+            local[change["task"]["id"]] = change["task"]
+        else:
+            local.pop(change["id"], None)
+
+
 def _sync(client: httpx.Client, user: str, local: dict[str, Any], since: str | None, limit: int = 200) -> str:
     """Apply pages until has_more is false, as a client would; return the token to continue from."""
     while True:
@@ -46,11 +55,7 @@ def _sync(client: httpx.Client, user: str, local: dict[str, Any], since: str | N
         ids = [c["task"]["id"] if c["op"] == "upsert" else c["id"] for c in body["data"]]
         assert len(ids) == len(set(ids)), "a task appears twice in one response"
         assert body["meta"]["count"] == len(body["data"])
-        for change in body["data"]:
-            if change["op"] == "upsert":
-                local[change["task"]["id"]] = change["task"]
-            else:
-                local.pop(change["id"], None)
+        _apply(local, body)
         since = body["meta"]["next_since"]
         if not body["meta"]["has_more"]:
             return since
@@ -309,11 +314,7 @@ def test_concurrent_writers_never_make_a_syncing_client_miss_a_change(
                 params: dict[str, Any] = {"limit": 7, **({"since": since} if since else {})}
                 body = (await client.get(f"/api/{user}/tasks/changes", params=params, headers=headers)).json()
                 pages += 1
-                for change in body["data"]:
-                    if change["op"] == "upsert":
-                        local[change["task"]["id"]] = change["task"]
-                    else:
-                        local.pop(change["id"], None)
+                _apply(local, body)
                 since = body["meta"]["next_since"]
                 if not body["meta"]["has_more"]:
                     break
