@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 from service.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
 from tests.support import SECRET, Database, LiveServer, auth, new_user, start_service
 
@@ -75,29 +77,34 @@ def assert_enveloped_refusal(raw: bytes, status: int, code: str) -> None:
     assert headers["content-type"] == ["application/json"]
 
 
-def test_a_huge_header_set_is_refused_long_before_it_ends(server: LiveServer) -> None:
+@pytest.mark.parametrize(
+    ("head", "filler", "status", "code"),
+    [
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n",
+            b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(PIECE // 1000)),
+            431,
+            "HEADERS_TOO_LARGE",
+            id="many-headers",
+        ),
+        # httptools holds a header until it ends, so only the bytes on the wire can tell.
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Long: ",
+            b"v" * PIECE,
+            431,
+            "HEADERS_TOO_LARGE",
+            id="one-endless-header",
+        ),
+        pytest.param(b"GET /healthz?q=", b"a" * PIECE, 414, "URI_TOO_LONG", id="url"),
+    ],
+)
+def test_an_oversized_head_is_refused_long_before_it_ends(
+    server: LiveServer, head: bytes, filler: bytes, status: int, code: str
+) -> None:
     with connect(server) as sock:
-        pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(PIECE // 1000))
-        sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", pad)
+        sent = send_until_answered(sock, head, filler)
         raw = read_until_closed(sock)
-    assert_enveloped_refusal(raw, 431, "HEADERS_TOO_LARGE")
-    assert sent < PLANNED // 8
-
-
-def test_one_endless_header_value_is_refused_too(server: LiveServer) -> None:
-    # httptools holds a header until it ends, so only the bytes on the wire can tell.
-    with connect(server) as sock:
-        sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Long: ", b"v" * PIECE)
-        raw = read_until_closed(sock)
-    assert_enveloped_refusal(raw, 431, "HEADERS_TOO_LARGE")
-    assert sent < PLANNED // 8
-
-
-def test_a_huge_url_is_refused_long_before_it_ends(server: LiveServer) -> None:
-    with connect(server) as sock:
-        sent = send_until_answered(sock, b"GET /healthz?q=", b"a" * PIECE)
-        raw = read_until_closed(sock)
-    assert_enveloped_refusal(raw, 414, "URI_TOO_LONG")
+    assert_enveloped_refusal(raw, status, code)
     assert sent < PLANNED // 8
 
 
