@@ -140,13 +140,21 @@ def api(database: Database, frontend: int) -> Iterator[tuple[LiveServer, Recorde
         yield live, recorder
 
 
+def _round(browser: Any, page_url: str, live: LiveServer, user: str) -> dict[str, Any]:
+    """The frontend's round of calls, run by a page loaded from `page_url`; what each call saw."""
+    page = browser.new_page()
+    page.goto(page_url)
+    seen: dict[str, Any] = page.evaluate(
+        ROUND, {"api": live.base_url, "user": user, "token": make_token(user)}
+    )
+    page.close()
+    return seen
+
+
 def test_a_frontend_round_through_cors(browser: Any, frontend: int, api: tuple[LiveServer, Recorder]) -> None:
     live, recorder = api
     user = new_user()
-    page = browser.new_page()
-    page.goto(f"http://127.0.0.1:{frontend}/")
-    seen = page.evaluate(ROUND, {"api": live.base_url, "user": user, "token": make_token(user)})
-    page.close()
+    seen = _round(browser, f"http://127.0.0.1:{frontend}/", live, user)
 
     statuses = {name: step.get("status", step.get("failed")) for name, step in seen.items()}
     assert statuses == {
@@ -182,11 +190,8 @@ def test_an_origin_not_allowed_is_refused(
 ) -> None:
     live, recorder = api
     user = new_user()
-    page = browser.new_page()
     # Same page, other origin: `localhost` is not the configured `127.0.0.1`.
-    page.goto(f"http://localhost:{frontend}/")
-    seen = page.evaluate(ROUND, {"api": live.base_url, "user": user, "token": make_token(user)})
-    page.close()
+    seen = _round(browser, f"http://localhost:{frontend}/", live, user)
     assert "failed" in seen["create"], seen  # the browser kept the answer from the page
     mine = [e for e in recorder.seen if f"/api/{user}/" in e["path"]]
     # Only the preflight reached the service; it was refused without CORS headers, so no POST followed.
