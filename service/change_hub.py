@@ -146,9 +146,6 @@ class ChangeHub:
             if not streams:
                 del self._streams[stream.user_id]
 
-    def open_streams(self) -> int:
-        return sum(map(len, self._streams.values()))
-
     async def listening(self) -> None:
         """Return once notifications are being received; 503 if the database cannot be reached soon."""
         if self._runner is None:
