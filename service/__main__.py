@@ -19,18 +19,18 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from .dev_secret import with_development_secret
-from .logs import logging_config
-from .migrations import CONNECT_TIMEOUT, MigrationError, migrate
-from .settings import ConfigError, DatabaseSettings, Settings
-from .tokens import mint_token
+from service.auth.dev_secret import with_development_secret
+from service.auth.tokens import mint_token
+from service.db.migrations import CONNECT_TIMEOUT, MigrationError, migrate
+from service.ops.logs import logging_config
+from service.settings import ConfigError, DatabaseSettings, Settings
 
 
 def _database_url(database: DatabaseSettings) -> str:
     """DATABASE_URL, or else the embedded PostgreSQL's, started (or reused) for this process."""
     if database.database_url is not None:
         return database.database_url
-    from .db import start_embedded
+    from service.db.pool import start_embedded
 
     url = start_embedded(database.data_dir)
     # Workers are new processes that read the environment: they must find the same database.
@@ -47,7 +47,7 @@ def _where(url: str) -> str:
 
 
 def _migrate(url: str) -> None:
-    from .db import asyncpg_dsn
+    from service.db.pool import asyncpg_dsn
 
     try:
         applied = asyncio.run(migrate(asyncpg_dsn(url)))
@@ -106,7 +106,7 @@ def _metrics_across_workers(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    from .http_protocol import uvicorn_options
+    from service.web.http_protocol import uvicorn_options
 
     embedded = settings.database_url is None
     url = _database_url(DatabaseSettings(settings.database_url, settings.data_dir))
@@ -140,7 +140,7 @@ def _psql(database: DatabaseSettings, args: list[str]) -> int:
     """psql (the one pgserver ships) on the embedded database, started for as long as psql runs."""
     if database.database_url is not None:
         raise ConfigError('DATABASE_URL is set: open that database with `psql "$DATABASE_URL"`')
-    from .db import embedded_psql
+    from service.db.pool import embedded_psql
 
     url = _database_url(database)
     return subprocess.call([str(embedded_psql()), url, *args])  # noqa: S603 - our own binary and URL

@@ -21,27 +21,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from . import changes, docs, events, health, openapi, tasks
-from .access_log import STDOUT_FILENO, AccessLog
-from .auth import AuthMiddleware
-from .change_hub import ChangeHub
-from .common_headers import CommonHeadersMiddleware
-from .cors import CorsMiddleware
-from .cursors import CursorCodec
-from .db import UNAVAILABLE_ERRORS, create_pool
-from .envelope import error_response
-from .errors import BY_STATUS, ApiError, InternalError, NotFound, ServiceUnavailable, unavailable
-from .fair_use import FairUseMiddleware
-from .jwks import JwksClient
-from .metrics import Metrics, metrics_routes
-from .migrations import load as load_migrations
-from .observability import ObservabilityMiddleware, RouteTemplates
-from .schema_state import MigrationGuard, SchemaState
-from .settings import ConfigError, Settings
-from .state import AppState
-from .sync_tokens import SyncTokens
-from .task_store import ChangeStore, TaskStore
-from .tokens import TokenVerifier
+from service.auth.jwks import JwksClient
+from service.auth.tokens import TokenVerifier
+from service.db.migrations import load as load_migrations
+from service.db.pool import UNAVAILABLE_ERRORS, create_pool
+from service.db.schema_state import MigrationGuard, SchemaState
+from service.middleware.auth import AuthMiddleware
+from service.middleware.cors import CorsMiddleware
+from service.middleware.fair_use import FairUseMiddleware
+from service.middleware.observability import ObservabilityMiddleware, RouteTemplates
+from service.openapi import document as openapi
+from service.ops import docs, health
+from service.ops.access_log import STDOUT_FILENO, AccessLog
+from service.ops.metrics import Metrics, metrics_routes
+from service.settings import ConfigError, Settings
+from service.state import AppState
+from service.sync import changes, events
+from service.sync.hub import ChangeHub
+from service.sync.tokens import SyncTokens
+from service.tasks import routes as tasks
+from service.tasks.cursors import CursorCodec
+from service.tasks.store import ChangeStore, TaskStore
+from service.web.common_headers import CommonHeadersMiddleware
+from service.web.envelope import error_response
+from service.web.errors import BY_STATUS, ApiError, InternalError, NotFound, ServiceUnavailable, unavailable
 
 logger = logging.getLogger("service")
 
@@ -238,7 +241,7 @@ def create_app(
     # Outermost first (inside the common headers): time and log everything, then CORS (it answers
     # preflights, which need no token), then the token before any route is looked up, then the
     # per-user cap, which needs to know the user. URL and header sizes are refused earlier still,
-    # by the HTTP protocol (service/http_protocol.py).
+    # by the HTTP protocol (service/web/http_protocol.py).
     middleware = [
         Middleware(
             ObservabilityMiddleware,

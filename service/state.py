@@ -6,11 +6,11 @@ from typing import TypedDict
 
 import asyncpg
 
-from .change_hub import ChangeHub
-from .cursors import CursorCodec
-from .schema_state import SchemaState
-from .sync_tokens import SyncTokens
-from .task_store import ChangeStore, TaskStore
+from service.db.schema_state import SchemaState
+from service.sync.hub import ChangeHub
+from service.sync.tokens import SyncTokens
+from service.tasks.cursors import CursorCodec
+from service.tasks.store import ChangeStore, TaskStore
 
 
 class AppState(TypedDict):

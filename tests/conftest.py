@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.db import asyncpg_dsn
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
 from tests.pg_cluster import PgCluster
 from tests.support import (
     Database,

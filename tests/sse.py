@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from service.sync_tokens import SyncTokens
+from service.sync.tokens import SyncTokens
 from tests.support import SECRET, make_token
 
 

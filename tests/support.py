@@ -27,10 +27,10 @@ from joserfc.jwk import OctKey
 from starlette.applications import Starlette
 
 from service.app import create_app
-from service.db import asyncpg_dsn
-from service.http_protocol import uvicorn_options
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
 from service.settings import Settings
+from service.web.http_protocol import uvicorn_options
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.access_log import MAX_WRITE, AccessLog
+from service.ops.access_log import MAX_WRITE, AccessLog
 
 
 @pytest.fixture

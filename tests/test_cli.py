@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.db import asyncpg_dsn
+from service.db.pool import asyncpg_dsn
 from service.settings import ConfigError, Settings
 from tests.support import SECRET, run_cli, start_service
 

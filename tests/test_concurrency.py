@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from service.conditional import etag
+from service.tasks.conditional import etag
 from tests.support import LiveServer, UserClient, burst
 
 

@@ -13,7 +13,7 @@ import pytest
 from starlette.routing import Route
 
 from service.app import create_app
-from service.db import asyncpg_dsn
+from service.db.pool import asyncpg_dsn
 from tests.support import (
     Database,
     LiveServer,

@@ -16,9 +16,9 @@ from typing import cast
 import httpx
 import pytest
 
-from service.change_hub import ChangeHub
-from service.sync_tokens import Position
-from service.task_store import ChangeStore
+from service.sync.hub import ChangeHub
+from service.sync.tokens import Position
+from service.tasks.store import ChangeStore
 from tests.pg_cluster import PgCluster, pgbouncer
 from tests.sse import EventStream, json_body, open_stream, seq
 from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, start_service
@@ -174,7 +174,7 @@ def test_pings_come_as_comment_lines_and_every_write_between_them_is_announced(
 ) -> None:
     """Pings this frequent keep the stream busy: a wake-up that lands while one is being sent, or
     as the wait times out, must not be lost."""
-    monkeypatch.setattr("service.events.PING_SECONDS", 0.0001)
+    monkeypatch.setattr("service.sync.events.PING_SECONDS", 0.0001)
     live = make_server()
     user = new_user()
 

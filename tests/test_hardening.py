@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.app import create_app
-from service.http_protocol import uvicorn_options
 from service.settings import Settings
+from service.web.http_protocol import uvicorn_options
 from tests.support import SECRET, Database, LiveServer, auth, new_user, settings_for
 
 METRICS_TOKEN = "metrics-token-0123456789-Vq7hZ2kX"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from service.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
+from service.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
 from tests.support import SECRET, Database, LiveServer, auth, new_user, start_service
 
 PLANNED = 2 * 1024 * 1024  # what an attacker would send; the answer must come long before

@@ -9,8 +9,8 @@ import secrets
 import httpx
 import pytest
 
-from service.db import asyncpg_dsn
-from service.task_store import PURGE_KEYS
+from service.db.pool import asyncpg_dsn
+from service.tasks.store import PURGE_KEYS
 from tests.support import Database, LiveServer, UserClient, burst
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from service.db import asyncpg_dsn
-from service.migrations import migrate
-from service.schemas import ListQuery, TaskRead
-from service.task_store import SORTS, TaskStore, like_pattern, list_query
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
+from service.tasks.schemas import ListQuery, TaskRead
+from service.tasks.store import SORTS, TaskStore, like_pattern, list_query
 from tests.pg_cluster import PgCluster, system_bin_dir
 from tests.support import (
     Database,

@@ -16,7 +16,7 @@ from schemathesis.config import SchemathesisConfig
 from starlette.routing import Mount
 
 from service.app import create_app
-from service.openapi import OPERATIONS, route_operations
+from service.openapi.document import OPERATIONS, route_operations
 from tests.support import LiveServer, auth, make_token, new_user, settings_for
 
 

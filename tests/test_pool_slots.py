@@ -1,4 +1,4 @@
-"""The pool's slots (service.db.PoolSlots): arrival order, the wait's bound, and no slot lost to a
+"""The pool's slots (service.db.pool.PoolSlots): arrival order, the wait's bound, and no slot lost to a
 waiter that gives up. Over HTTP, tests/test_errors.py shows the timeout as a 503."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from service.db import PoolSlots
+from service.db.pool import PoolSlots
 
 
 async def _held(slots: PoolSlots, name: str, order: list[str], release: asyncio.Event) -> None:

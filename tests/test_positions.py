@@ -1,4 +1,4 @@
-"""service/positions.py: keys that sort as bytes, a key between any two, short under real use."""
+"""service/tasks/positions.py: keys that sort as bytes, a key between any two, short under real use."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 
 from service import positions
-from service.positions import (
+from service.tasks.positions import (
     INT_MAX,
     INT_MIN,
     INT_WIDTH,

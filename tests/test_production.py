@@ -22,9 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.app import GC_YOUNG_THRESHOLD, create_app
-from service.cors import CorsMiddleware
-from service.db import asyncpg_dsn
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
+from service.middleware.cors import CorsMiddleware
 from tests.pg_cluster import PgCluster, system_bin_dir
 from tests.pg_cluster import pgbouncer as bouncer
 from tests.support import (

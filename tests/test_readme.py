@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.errors import error_codes
+from service.web.errors import error_codes
 from tests.support import start_service
 
 ROOT = Path(__file__).resolve().parent.parent

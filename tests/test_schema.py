@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.db import asyncpg_dsn
-from service.migrations import SQL_DIR, MigrationError, migrate
-from service.models import IdempotencyKey, Task, TaskTagCount, TaskTombstone, User
+from service.db.migrations import SQL_DIR, MigrationError, migrate
+from service.db.pool import asyncpg_dsn
+from service.tasks.models import IdempotencyKey, Task, TaskTagCount, TaskTombstone, User
 from tests.support import Database, create_database
 
 PG_TYPES = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.db import asyncpg_dsn
-from service.migrations import SQL_DIR, migrate
+from service.db.migrations import SQL_DIR, migrate
+from service.db.pool import asyncpg_dsn
 from tests.support import Database, LiveServer, auth, create_database, new_user, run_together
 
 

@@ -16,11 +16,11 @@ import asyncpg
 import httpx
 import pytest
 
-from service.db import asyncpg_dsn
-from service.ids import uuid7
-from service.migrations import SQL_DIR, migrate
-from service.positions import int_key, sql_int_key
-from service.sync_tokens import Position, SyncTokens
+from service.db.migrations import SQL_DIR, migrate
+from service.db.pool import asyncpg_dsn
+from service.sync.tokens import Position, SyncTokens
+from service.tasks.ids import uuid7
+from service.tasks.positions import int_key, sql_int_key
 from tests.support import SECRET, Database, LiveServer, auth, create_database, new_user
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.errors import error_codes
+from service.web.errors import error_codes
 from tests.support import LiveServer, make_token, new_user
 
 CLIENTS = Path(__file__).resolve().parent / "clients"

@@ -12,14 +12,12 @@ import msgspec
 import pytest
 from starlette.requests import Request
 
-from service.bodies import read_query, rules
-from service.conditional import etag, if_match_versions, none_match
-from service.cursors import CursorBinding, CursorCodec
-from service.errors import ValidationFailed
-from service.ids import uuid7
-from service.openapi import _TASK as EXAMPLE_TASK
-from service.schemas import ListQuery, TaskCreate
-from service.task_store import (
+from service.openapi.document import _TASK as EXAMPLE_TASK
+from service.tasks.conditional import etag, if_match_versions, none_match
+from service.tasks.cursors import CursorBinding, CursorCodec
+from service.tasks.ids import uuid7
+from service.tasks.schemas import ListQuery, TaskCreate
+from service.tasks.store import (
     CREATE,
     CREATE_WITH_KEY,
     DELETE,
@@ -32,6 +30,8 @@ from service.task_store import (
     like_pattern,
     list_query,
 )
+from service.web.bodies import read_query, rules
+from service.web.errors import ValidationFailed
 
 A = uuid.UUID("01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f")
 B = uuid.UUID("01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e10")

@@ -8,8 +8,8 @@ import secrets
 
 import pytest
 
-from service.db import asyncpg_dsn
-from service.migrations import load, migrate
+from service.db.migrations import load, migrate
+from service.db.pool import asyncpg_dsn
 from tests.support import LiveServer, auth, create_database, new_user, settings_for
 
 FIX = "python -m service migrate"

@@ -27,8 +27,8 @@ import uvloop
 from starlette.applications import Starlette
 
 from service.app import create_app
-from service.db import asyncpg_dsn
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
 from service.settings import Settings
 from tests.pg_cluster import PgCluster
 from tests.support import SECRET, create_database, make_token

@@ -16,8 +16,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from service.access_log import AccessLog
-from service.logs import JsonFormatter
+from service.ops.access_log import AccessLog
+from service.ops.logs import JsonFormatter
 
 FIELDS = {
     "method": "GET",

@@ -41,8 +41,8 @@ import asyncpg
 import httpx
 
 from service import positions
-from service.db import asyncpg_dsn
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
 from tests.pg_cluster import PgCluster
 from tests.support import _with_database, create_database, make_token, start_service
 

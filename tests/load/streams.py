@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from service.db import asyncpg_dsn
-from service.migrations import migrate
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
 from tests.pg_cluster import PgCluster
 from tests.support import SECRET, create_database, make_token, start_service
 

@@ -1,0 +1,153 @@
+"""Connections: URL normalising, the asyncpg pool, and the embedded PostgreSQL for local runs."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import warnings
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from service.settings import ConfigError, Settings
+
+
+def _give_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class PoolSlots:
+    """At most `size` holders of pool connections, served in arrival order, none waiting past `timeout`.
+
+    asyncpg hands a freed connection to whichever task asks first, so under load a waiting request
+    can be overtaken again and again (a long p99 tail): requests queue here first. asyncio's
+    Semaphore queues in order too, but bounding its wait takes an `asyncio.timeout` per request,
+    and under load every request waits; here a waiter is one future and one timer.
+    """
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._free = size
+        self._timeout = timeout
+        # Waiters that timed out or were cancelled stay until release() passes over them.
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        """Take a slot; TimeoutError after `timeout` seconds in line."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self._timeout, _give_up, waiter)
+        try:
+            await waiter
+        except BaseException:
+            # Timed out or cancelled: a slot handed over in the meantime goes to the next in line.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release()
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self) -> None:
+        """Hand the slot to the first waiter still waiting, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+INSTALL_LOCAL = "pip install -e '.[local]'"
+
+# libpq options asyncpg does not understand; it would send them to the server as settings.
+_LIBPQ_ONLY = {"channel_binding", "connect_timeout", "application_name_fallback", "gssencmode"}
+
+# What "the database cannot be reached" looks like from asyncpg: these become 503, not 500.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Translate the URLs platforms hand out (postgres://, postgresql+asyncpg://) for asyncpg."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _LIBPQ_ONLY]
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _pgserver() -> ModuleType:
+    """The embedded PostgreSQL package, an optional extra: only local runs without DATABASE_URL need it."""
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime folder at import; most machines set none, and
+        # the fallback it warns about is fine for a local database.
+        with contextlib.suppress(ImportError):  # older platformdirs neither has nor warns it
+            from platformdirs.api import RuntimeDirWarning
+
+            warnings.filterwarnings("ignore", category=RuntimeDirWarning)
+        try:
+            import pgserver
+        except ImportError:
+            raise ConfigError(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                f"run `{INSTALL_LOCAL}` for a local database, or set DATABASE_URL"
+            ) from None
+    return pgserver
+
+
+def embedded_psql() -> Path:
+    """The psql program that comes with the embedded PostgreSQL."""
+    _pgserver()
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / "psql"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the pgserver PostgreSQL in `data_dir`; return its URL."""
+    pgserver = _pgserver()
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # "stop": the server stops when the last process using it exits; workers get its URL instead.
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    url: str = server.get_uri()
+    return url
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A lazy pool: the service starts even while the database is down, and reconnects by itself."""
+    if settings.database_url is None:
+        raise ConfigError(
+            "DATABASE_URL is required to connect; `python -m service` starts an embedded database"
+        )
+    return await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url),
+        min_size=0,
+        max_size=settings.pool_max_size,
+        timeout=settings.db_connect_timeout,
+        max_inactive_connection_lifetime=300,
+        # 0 behind PgBouncer in transaction mode: a prepared statement would not survive the transaction.
+        statement_cache_size=settings.statement_cache_size,
+        reset=_no_session_state,
+    )
+
+
+async def _no_session_state(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query (RESET ALL, UNLISTEN, ...) when a connection goes back to the pool.
+
+    It costs a round trip per request, and the service never sets session state, listens or
+    takes advisory locks on pooled connections; asyncpg still rolls back any open transaction.
+    """
