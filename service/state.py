@@ -1,26 +1,11 @@
-"""What the lifespan hands every request: `request.state[...]`, typed."""
+"""What the lifespan hands every request: `request.state[...]`, typed, made of each feature's slice."""
 
 from __future__ import annotations
 
-from typing import TypedDict
-
-import asyncpg
-
-from service.db.schema_state import SchemaState
-from service.sync.hub import ChangeHub
-from service.sync.tokens import SyncTokens
-from service.tasks.cursors import CursorCodec
-from service.tasks.store import ChangeStore, TaskStore
+from service.db.state import DbState
+from service.sync.state import SyncState
+from service.tasks.state import TasksState
 
 
-class AppState(TypedDict):
-    """Made once per worker at start, closed at shutdown; handlers take `Request[AppState]`."""
-
-    pool: asyncpg.Pool
-    store: TaskStore
-    cursors: CursorCodec
-    schema: SchemaState
-    changes: ChangeStore
-    sync_tokens: SyncTokens
-    sync_retention: int
-    hub: ChangeHub
+class AppState(DbState, TasksState, SyncState):
+    """Made once per worker at start, closed at shutdown; a handler types its request by its own slice."""

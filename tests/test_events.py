@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from service.sync.hub import ChangeHub
+from service.sync.store import ChangeStore
 from service.sync.tokens import Position
-from service.tasks.store import ChangeStore
 from tests.pg_cluster import PgCluster, pgbouncer
 from tests.sse import EventStream, json_body, open_stream, seq
 from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, start_service

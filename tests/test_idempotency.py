@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from service.db.pool import asyncpg_dsn
-from service.tasks.store import PURGE_KEYS
+from service.tasks.idempotency import PURGE_KEYS
 from tests.support import Database, LiveServer, UserClient, burst
 
 

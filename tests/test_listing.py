@@ -11,8 +11,10 @@ import pytest
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
+from service.db.statements import Runner
+from service.tasks.listing import SORTS, like_pattern, list_query
 from service.tasks.schemas import ListQuery, TaskRead
-from service.tasks.store import SORTS, TaskStore, like_pattern, list_query
+from service.tasks.store import TaskStore
 from tests.pg_cluster import PgCluster, system_bin_dir
 from tests.support import (
     Database,
@@ -323,7 +325,7 @@ def test_searches_are_planned_for_their_text_every_time(database: Database) -> N
     async def search_ten_times() -> list[asyncpg.Record]:
         pool = await asyncpg.create_pool(asyncpg_dsn(database.url), min_size=1, max_size=1)
         try:
-            store = TaskStore(pool, acquire_timeout=5, statement_timeout=5)
+            store = TaskStore(Runner(pool, acquire_timeout=5, statement_timeout=5))
             for _ in range(10):
                 await store.list(user, ListQuery(q="rare text"))
             async with pool.acquire() as conn:

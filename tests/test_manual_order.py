@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from service import positions
+from service.tasks import positions
 from tests.support import Database, LiveServer, auth, create_task, new_user, run_together
 
 

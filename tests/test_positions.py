@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from service import positions
+from service.tasks import positions
 from service.tasks.positions import (
     INT_MAX,
     INT_MIN,

@@ -12,8 +12,9 @@ import pytest
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
+from service.tasks.columns import READ_COLUMNS
+from service.tasks.listing import SORTS, list_query
 from service.tasks.schemas import TaskRead
-from service.tasks.store import READ_COLUMNS, SORTS, list_query
 from tests.support import (
     Database,
     LiveServer,
@@ -330,7 +331,7 @@ def test_each_new_sort_pages_the_big_user_exactly_like_one_query(big_database: D
     """Keyset pages over the EXPLAIN data (nulls, ties) give exactly the rows of one ordered query."""
     import asyncpg
 
-    from service.tasks.store import Page
+    from service.tasks.listing import Page
 
     async def walk() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         conn = await asyncpg.connect(asyncpg_dsn(big_database.url))

@@ -12,24 +12,13 @@ import msgspec
 import pytest
 from starlette.requests import Request
 
-from service.openapi.document import _TASK as EXAMPLE_TASK
 from service.tasks.conditional import etag, if_match_versions, none_match
 from service.tasks.cursors import CursorBinding, CursorCodec
+from service.tasks.examples import TASK as EXAMPLE_TASK
 from service.tasks.ids import uuid7
+from service.tasks.listing import FILTERS, SORTS, like_pattern, list_query
 from service.tasks.schemas import ListQuery, TaskCreate
-from service.tasks.store import (
-    CREATE,
-    CREATE_WITH_KEY,
-    DELETE,
-    EXISTS,
-    FILTERS,
-    GET,
-    SET_COMPLETED,
-    SORTS,
-    UPDATE,
-    like_pattern,
-    list_query,
-)
+from service.tasks.store import CREATE, CREATE_WITH_KEY, DELETE, EXISTS, GET, SET_COMPLETED, UPDATE
 from service.web.bodies import read_query, rules
 from service.web.errors import ValidationFailed
 

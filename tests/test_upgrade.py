@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from service import positions
 from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
+from service.tasks import positions
 from tests.support import Database, LiveServer, auth, create_database
 
 V1 = ("001_users_and_tasks.sql", "002_listing_and_idempotency.sql")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import time
@@ -17,6 +16,7 @@ from joserfc.jwk import Key, OctKey
 from starlette.authentication import BaseUser
 
 from service.auth.jwks import JwksClient
+from service.auth.signing import b64decode
 from service.settings import ConfigError, Settings
 from service.web.errors import Unauthorized
 
@@ -81,7 +81,7 @@ def _header(token: str) -> dict[str, Any]:
     """The JOSE header, read before any key is chosen; only its `alg` and `kid` steer the choice."""
     segment = token.partition(".")[0]
     try:
-        header = msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        header = msgspec.json.decode(b64decode(segment))
     except (ValueError, msgspec.DecodeError):
         raise bad_token("Token header is not valid") from None
     if not isinstance(header, dict) or not isinstance(header.get("alg"), str):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # Any fixed number: every release of this service takes the same lock, so two never migrate at once.
 LOCK_ID = 0x70D0_5E1F
 CONNECT_TIMEOUT = 10.0

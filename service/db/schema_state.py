@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 import asyncpg
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.db.pool import UNAVAILABLE_ERRORS
-from service.web.envelope import error_response
-from service.web.errors import ServiceUnavailable, unavailable
+from service.web.errors import RETRY_MIGRATING, ServiceUnavailable
 
 logger = logging.getLogger("service")
 
 MIGRATE_COMMAND = "python -m service migrate"
 CHECK_TIMEOUT = 2.0
-# An operator has to act: polling clients need not come back every few seconds.
-PENDING_RETRY_AFTER = "30"
 
 
 class SchemaState:
@@ -92,32 +88,5 @@ def not_migrated(pending: Sequence[str]) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"The database is not migrated yet; the operator must run `{MIGRATE_COMMAND}`"
         f" ({len(pending)} migration(s) pending)",
-        headers={"retry-after": PENDING_RETRY_AFTER},
+        headers={"retry-after": RETRY_MIGRATING},
     )
-
-
-class MigrationGuard:
-    """Answers `/api/` calls 503 while migrations are pending, rather than letting their SQL fail."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # A plain def: a request passing through holds no suspended frame here for its whole life
-        # (an event stream's, hours); the inner app's awaitable is returned for the caller to await.
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            state: SchemaState = scope["state"]["schema"]
-            if not state.complete:
-                return self._unless_pending(state, scope, receive, send)
-        return self.app(scope, receive, send)
-
-    async def _unless_pending(self, state: SchemaState, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            pending = await state.pending()
-        except UNAVAILABLE_ERRORS:
-            await error_response(scope, unavailable())(scope, receive, send)
-            return
-        if pending:
-            await error_response(scope, not_migrated(pending))(scope, receive, send)
-            return
-        await self.app(scope, receive, send)

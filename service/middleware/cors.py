@@ -7,12 +7,26 @@ from collections.abc import Awaitable, Sequence
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.tasks.schemas import EmptyEnvelope
 from service.web.envelope import error_response, json_response, meta
 from service.web.errors import Forbidden
+from service.web.schemas import EmptyEnvelope
 
 # Headers a browser may send without asking (the CORS-safelisted request headers), as Starlette has it.
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
+
+# The API's policy: what its routes accept from a page, and what the page may read back.
+API_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+API_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+    "Last-Event-ID",
+)
+API_EXPOSED = ("ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed")
+MAX_AGE = 600
 
 
 class CorsMiddleware:

@@ -7,9 +7,8 @@ from collections.abc import Awaitable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.web.envelope import error_response
-from service.web.errors import TooManyRequests
+from service.web.errors import RETRY_BUSY, TooManyRequests
 
-RETRY_AFTER_SECONDS = "1"
 # An event stream is in flight for hours by design; MAX_STREAMS_PER_USER caps those instead.
 EVENT_STREAM_SUFFIX = "/events"
 
@@ -39,7 +38,7 @@ class FairUseMiddleware:
         if count >= self.limit:
             error = TooManyRequests(
                 f"More than {self.limit} of your requests are in progress; try again shortly",
-                headers={"retry-after": RETRY_AFTER_SECONDS},
+                headers={"retry-after": RETRY_BUSY},
             )
             await error_response(scope, error)(scope, receive, send)
             return

@@ -6,19 +6,34 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
+from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from service.tasks.schemas import IndexEnvelope, ServiceIndex
+from service.openapi.operation import EXAMPLE_META, ApiRoute, Operation, header
 from service.web.envelope import json_response, meta
+from service.web.schemas import ResponseMeta
 
 # mkdocs-swagger-ui-tag ships Swagger UI 5 (which renders OpenAPI 3.1); only its files are used.
 SWAGGER_UI = Path(str(files("mkdocs_swagger_ui_tag") / "swagger-ui"))
 # The folder also holds an unrendered page template and an OAuth redirect page: only these are served.
 ASSETS = frozenset({"javascripts/swagger-ui-bundle.js", "stylesheets/swagger-ui.css"})
+
+
+class ServiceIndex(Struct):
+    """Where to go from `/`: the interactive docs and the OpenAPI document."""
+
+    docs: str
+    openapi: str
+
+
+class IndexEnvelope(Struct):
+    data: ServiceIndex
+    meta: ResponseMeta
+
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -100,10 +115,38 @@ async def docs_init(request: Request) -> Response:
     return Response(_INIT, media_type="text/javascript", headers=_SECURITY)
 
 
+def _page(
+    operation_id: str, summary: str, media_type: str, schema: dict[str, object] | None = None
+) -> Operation:
+    content: dict[str, object] = {} if schema is None else {"schema": schema}
+    return Operation(
+        operation_id, summary, 200, None, (), ok_content={media_type: content}, authenticated=False
+    )
+
+
+INDEX_OPERATION = Operation(
+    "index",
+    "Points to the docs: a redirect to /docs, with the way in as JSON",
+    307,
+    IndexEnvelope,
+    (),
+    ok_example=IndexEnvelope(INDEX, EXAMPLE_META),
+    ok_headers={"Location": header("`/docs`, relative")},
+    authenticated=False,
+)
+
 routes = [
-    Route("/", index, methods=["GET"]),
-    Route("/openapi.json", openapi_json, methods=["GET"]),
-    Route("/docs", docs_page, methods=["GET"]),
-    Route("/docs/init.js", docs_init, methods=["GET"]),
+    ApiRoute("/", index, get=INDEX_OPERATION),
+    ApiRoute(
+        "/openapi.json",
+        openapi_json,
+        get=_page("openapi", "This document", "application/json", {"type": "object"}),
+    ),
+    ApiRoute("/docs", docs_page, get=_page("docs", "Interactive documentation", "text/html")),
+    ApiRoute(
+        "/docs/init.js",
+        docs_init,
+        get=_page("docsScript", "Script of the documentation page", "text/javascript"),
+    ),
     Mount("/docs/assets", app=DocsAssets(directory=SWAGGER_UI), name="docs-assets"),
 ]

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.openapi.operation import ApiRoute, Operation
 from service.web.envelope import error_response
 from service.web.errors import Unauthorized
 
@@ -124,7 +125,18 @@ def metrics_endpoint(metrics: Metrics, token: str | None) -> Callable[[Request],
     return endpoint
 
 
+METRICS = Operation(
+    "metrics",
+    "Prometheus metrics (when enabled; bearer METRICS_TOKEN when set)",
+    200,
+    None,
+    (),
+    ok_content={"text/plain": {}},
+    authenticated=False,
+)
+
+
 def metrics_routes(metrics: Metrics | None, token: str | None) -> Sequence[Route]:
     if metrics is None:
         return []
-    return [Route("/metrics", metrics_endpoint(metrics, token), methods=["GET"])]
+    return [ApiRoute("/metrics", metrics_endpoint(metrics, token), get=METRICS)]

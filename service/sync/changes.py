@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from service.state import AppState
+from service.openapi.operation import API_ERRORS, EXAMPLE_META, ApiRoute, Operation, query_parameters
 from service.sync.schemas import (
     SINCE_RULE,
-    Change,
     ChangesEnvelope,
     ChangesMeta,
     ChangesQuery,
     Deletion,
     Upsert,
 )
+from service.sync.state import SyncState
+from service.sync.store import ChangeStore
 from service.sync.tokens import Position, SyncTokens
-from service.tasks.store import ChangeStore, Deleted
-from service.web.bodies import read_query
+from service.tasks import examples
+from service.web.bodies import read_query, rules
 from service.web.envelope import json_response, request_id
 from service.web.errors import SyncExpired, invalid
+from service.web.schemas import FieldError
 
 
 def since_position(tokens: SyncTokens, user_id: str, token: str, retention: int) -> Position:
@@ -37,7 +39,7 @@ def since_position(tokens: SyncTokens, user_id: str, token: str, retention: int)
     return position
 
 
-async def changes(request: Request[AppState]) -> Response:
+async def changes(request: Request[SyncState]) -> Response:
     user_id: str = request.scope["user"].user_id
     query = read_query(request, ChangesQuery)
     tokens: SyncTokens = request.state["sync_tokens"]
@@ -49,20 +51,14 @@ async def changes(request: Request[AppState]) -> Response:
     if since is not None and since.seq > page.head:
         # The database is behind the token (restored from a backup): only a full sync is safe.
         raise SyncExpired("This sync token is ahead of the server's history; start over with a full sync")
-    entries, has_more = page.changes[: query.limit], len(page.changes) > query.limit
+    data, has_more = page.changes[: query.limit], len(page.changes) > query.limit
     if has_more:
         # The client is current up to this page's last change; the time it vouches for stays the
         # one its walk through the pages started from (a full sync starts now).
-        position = Position(entries[-1].seq, page.read_at if since is None else since.at)
+        position = Position(page.seqs[query.limit - 1], page.read_at if since is None else since.at)
     else:
         # Everything up to the snapshot's latest number is in hand, as of the snapshot.
         position = Position(page.head, page.read_at)
-    data: list[Change] = [
-        Deletion(entry.change.id, entry.change.deleted_at)
-        if isinstance(entry.change, Deleted)
-        else Upsert(entry.change)
-        for entry in entries
-    ]
     meta = ChangesMeta(
         request_id(request.scope),
         count=len(data),
@@ -73,4 +69,29 @@ async def changes(request: Request[AppState]) -> Response:
     return json_response(request.scope, 200, ChangesEnvelope(data, meta))
 
 
-routes = [Route("/api/{user_id}/tasks/changes", changes, methods=["GET"])]
+GET_CHANGES = Operation(
+    "getChanges",
+    "What changed since a sync token: upserts and deletions, oldest first (a full sync without one)",
+    200,
+    ChangesEnvelope,
+    (*API_ERRORS, 410, 422),
+    ok_example=ChangesEnvelope(
+        [
+            Upsert(examples.DONE),
+            Deletion(
+                id=uuid.UUID("01934f2e-9a4b-7c5d-8e6f-0a1b2c3d4e5f"), deleted_at=examples.DONE.updated_at
+            ),
+        ],
+        ChangesMeta(
+            EXAMPLE_META.request_id,
+            count=2,
+            limit=200,
+            next_since="AQAAAAAAAAAqAAYK9w2sE4BHoQ0I2x5Yc0Kf3u1Vb2mZQ",
+            has_more=False,
+        ),
+    ),
+    invalid=FieldError("limit", rules(ChangesQuery)["limit"]),
+    parameters=query_parameters(ChangesQuery),
+)
+
+routes = [ApiRoute("/api/{user_id}/tasks/changes", changes, get=GET_CHANGES)]

@@ -16,14 +16,14 @@ import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.event import ensure_bytes
 from starlette.requests import Request
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from service.state import AppState
+from service.openapi.operation import API_ERRORS, ApiRoute, Operation, parameter
 from service.sync.hub import ChangeHub, Stream
 from service.sync.schemas import Since
+from service.sync.state import SyncState
+from service.sync.store import ChangeStore
 from service.sync.tokens import Position, SyncTokens
-from service.tasks.store import ChangeStore
 from service.web.envelope import request_id
 
 PING_SECONDS = 15.0  # the contract asks for at least one every 20 s of silence
@@ -44,7 +44,7 @@ _HEADERS = [
 _encode = msgspec.json.Encoder().encode
 
 
-def _last_event_id(request: Request[AppState], tokens: SyncTokens, user_id: str) -> int | None:
+def _last_event_id(request: Request[SyncState], tokens: SyncTokens, user_id: str) -> int | None:
     """The change number a reconnecting client was last told of; None when absent or unreadable.
 
     An unreadable one (another user's, tampered, signed with an old secret) is not refused: the
@@ -121,7 +121,7 @@ class Events:
     """The endpoint, as a plain ASGI app: an idle stream then holds no request/response wrappers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request: Request[AppState] = Request(scope)
+        request: Request[SyncState] = Request(scope)
         user = scope["user"]
         user_id: str = user.user_id
         tokens: SyncTokens = request.state["sync_tokens"]
@@ -148,4 +148,53 @@ class Events:
             stream.close()
 
 
-routes = [Route("/api/{user_id}/events", Events(), methods=["GET"])]
+_SINCE_TOKEN = "AQAAAAAAAAAqAAYK9w2sE4BHoQ0I2x5Yc0Kf3u1Vb2mZQ"  # noqa: S105 - an example, not a secret
+# Before OpenAPI 3.2, the schema of an event stream describes one event.
+_SINCE_DATA = {
+    "type": "string",
+    "contentMediaType": "application/json",
+    "description": '`{"since": TOKEN}`',
+}
+_EVENT_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {"event": {"const": "ready"}, "data": _SINCE_DATA},
+        },
+        {
+            "type": "object",
+            "required": ["event", "id", "data"],
+            "properties": {"event": {"const": "changed"}, "id": {"type": "string"}, "data": _SINCE_DATA},
+        },
+        {
+            "type": "object",
+            "required": ["event"],
+            "properties": {"event": {"const": "expired"}, "data": {"const": "{}"}},
+        },
+    ]
+}
+_EVENT_STREAM_EXAMPLE = (
+    f'event: ready\r\ndata: {{"since":"{_SINCE_TOKEN}"}}\r\n\r\n'
+    ": ping\r\n\r\n"
+    f'id: {_SINCE_TOKEN}\r\nevent: changed\r\ndata: {{"since":"{_SINCE_TOKEN}"}}\r\n\r\n'
+)
+STREAM_EVENTS = Operation(
+    "streamEvents",
+    "Server-sent events: `ready`, then `changed` whenever the user's tasks change; `: ping` every 15 s",
+    200,
+    None,
+    API_ERRORS,
+    ok_content={"text/event-stream": {"schema": _EVENT_SCHEMA, "example": _EVENT_STREAM_EXAMPLE}},
+    parameters=[
+        parameter(
+            "Last-Event-ID",
+            "header",
+            {"type": "string"},
+            "The `id` of the last `changed` event received: a `changed` follows `ready` at once if "
+            "anything changed since",
+        )
+    ],
+)
+
+routes = [ApiRoute("/api/{user_id}/events", Events(), get=STREAM_EVENTS)]

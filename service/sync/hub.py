@@ -19,9 +19,9 @@ import asyncpg
 from starlette.types import Receive
 
 from service.db.pool import UNAVAILABLE_ERRORS, asyncpg_dsn
+from service.sync.store import ChangeStore
 from service.sync.tokens import Position
-from service.tasks.store import ChangeStore
-from service.web.errors import ServiceUnavailable, TooManyStreams, unavailable
+from service.web.errors import RETRY_STREAMS, ServiceUnavailable, TooManyStreams, unavailable
 
 logger = logging.getLogger("service.events")
 
@@ -33,7 +33,6 @@ HEALTH_CHECK_SECONDS = 15.0
 # (and so one `/tasks/changes` read each). 50 ms did the same and was most of an event's latency.
 COALESCE_SECONDS = 0.01
 MAX_RECONNECT_DELAY = 5.0
-RETRY_AFTER_SECONDS = "5"
 # What a lost or unwell database looks like to the listener and to a stream's read.
 _DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
     *UNAVAILABLE_ERRORS,
@@ -122,7 +121,7 @@ class ChangeHub:
         """A new stream for `user_id`, or 429 when they already have the maximum open at this worker."""
         streams = self._streams.setdefault(user_id, [])
         if len(streams) >= self._max_streams:
-            raise TooManyStreams(headers={"retry-after": RETRY_AFTER_SECONDS})
+            raise TooManyStreams(headers={"retry-after": RETRY_STREAMS})
         stream = Stream(self, user_id)
         streams.append(stream)
         if self._stopping:

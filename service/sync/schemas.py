@@ -7,7 +7,8 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from service.tasks.schemas import TaskId, TaskRead
+from service.tasks.fields import TaskId
+from service.tasks.schemas import TaskRead
 
 CHANGES_LIMIT_MAX = 1000
 CHANGES_LIMIT_DEFAULT = 200

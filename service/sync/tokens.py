@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from service.auth.signing import b64decode, b64encode, derive_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAC_BYTES = 16
@@ -29,16 +29,12 @@ class Position:
     at: datetime
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 class SyncTokens:
     """Writes and reads positions; a token edited by hand or sent by another user is refused."""
 
     def __init__(self, secret: bytes) -> None:
         # Its own key, derived from the same secret as the cursors': a cursor is never a token.
-        self._key = hashlib.sha256(b"todo-service sync token v1\0" + secret).digest()
+        self._key = derive_key("sync token v1", secret)
 
     def _mac(self, user_id: str, payload: bytes) -> bytes:
         message = user_id.encode() + b"\0" + payload
@@ -47,18 +43,15 @@ class SyncTokens:
     def encode(self, user_id: str, position: Position) -> str:
         micros = (position.at - _EPOCH) // timedelta(microseconds=1)
         payload = _LAYOUT.pack(_VERSION, position.seq, micros)
-        return _b64(payload + self._mac(user_id, payload))
+        return b64encode(payload + self._mac(user_id, payload))
 
     def decode(self, user_id: str, token: str) -> Position:
         """The position in `token`; ValueError when it is not one this service gave `user_id`."""
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        except (ValueError, binascii.Error):
-            raise ValueError("not base64") from None
+        raw = b64decode(token)
         payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
         # Base64's spare bits make several strings decode alike: accept only the one we wrote.
         if (
-            _b64(raw) != token
+            b64encode(raw) != token
             or len(mac) != _MAC_BYTES
             or not hmac.compare_digest(mac, self._mac(user_id, payload))
         ):

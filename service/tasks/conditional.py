@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 from typing import Any
 
 from starlette.requests import Request
 
-from service.tasks.store import StoredTask, TaskStore
+from service.auth.signing import b64encode
+from service.tasks.columns import StoredTask
+from service.tasks.store import TaskStore
 from service.web.errors import TASK_NOT_FOUND, NotFound, PreconditionFailed
 
 # Versions are int4 in the database; a longer number cannot be one.
@@ -19,7 +20,7 @@ _MAX_VERSION_DIGITS = 9
 def _task_tag(task_id: uuid.UUID) -> str:
     """A short fingerprint of the id: it keeps version 1 of one task from matching version 1 of another."""
     digest = hashlib.blake2b(task_id.bytes, digest_size=6).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")
+    return b64encode(digest)
 
 
 def etag(task_id: uuid.UUID, version: int) -> str:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 
 import msgspec
 from msgspec import UNSET
 
-from service.tasks.schemas import CURSOR_RULE, LIMIT_DEFAULT, ListQuery
+from service.auth.signing import b64decode, b64encode, derive_key
+from service.tasks.fields import CURSOR_RULE, LIMIT_DEFAULT
+from service.tasks.schemas import ListQuery
 from service.web.errors import invalid
 
 _MAC_BYTES = 16
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class CursorBinding(msgspec.Struct, array_like=True, frozen=True):
@@ -46,7 +39,7 @@ class CursorCodec:
     """
 
     def __init__(self, secret: bytes) -> None:
-        self._key = hashlib.sha256(b"todo-service cursor v3\0" + secret).digest()
+        self._key = derive_key("cursor v3", secret)
 
     def _mac(self, position: bytes, binding: CursorBinding) -> bytes:
         # Keyed BLAKE2b is a MAC in its own right, and several times cheaper than HMAC-SHA256 here.
@@ -54,15 +47,17 @@ class CursorCodec:
         return hashlib.blake2b(message, key=self._key, digest_size=_MAC_BYTES).digest()
 
     def seal(self, position: bytes, binding: CursorBinding) -> str:
-        return f"{_b64(position)}.{_b64(self._mac(position, binding))}"
+        return f"{b64encode(position)}.{b64encode(self._mac(position, binding))}"
 
     def open(self, cursor: str, binding: CursorBinding) -> bytes:
         """The position inside `cursor`; a 422 on the `cursor` parameter if it is not one we sealed."""
         try:
             head, _, tail = cursor.partition(".")
-            position = _unb64(head)
+            position = b64decode(head)
             # Base64's spare bits make several strings decode alike: accept only the one we wrote.
-            if _b64(position) == head and hmac.compare_digest(tail, _b64(self._mac(position, binding))):
+            if b64encode(position) == head and hmac.compare_digest(
+                tail, b64encode(self._mac(position, binding))
+            ):
                 return position
         except (ValueError, TypeError):  # not base64; not ASCII
             pass

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, SmallInteger,
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM
 from sqlmodel import Field, SQLModel
 
-from service.tasks.schemas import PRIORITIES
+from service.tasks.fields import PRIORITIES
 
 _NOW = {"server_default": func.now()}
 

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import Annotated
 from urllib.parse import quote
 
+import msgspec
 from msgspec import UNSET
-from starlette.endpoints import HTTPEndpoint
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from service.state import AppState
+from service.openapi.operation import (
+    API_ERRORS,
+    BODY_ERRORS,
+    EXAMPLE_META,
+    REQUEST_ID,
+    ApiRoute,
+    Operation,
+    header,
+    parameter,
+    query_parameters,
+)
+from service.tasks import examples
+from service.tasks.columns import StoredTask, utc_now
 from service.tasks.conditional import etag_of, if_match, missing_or_stale, none_match
 from service.tasks.cursors import CursorBinding
-from service.tasks.idempotency import create_once, idempotency_key
+from service.tasks.fields import ANCHOR_RULE
+from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN, create_once, idempotency_key
 from service.tasks.ids import uuid7
 from service.tasks.schemas import (
-    ANCHOR_RULE,
     ClearCompleted,
     Cleared,
     ClearedEnvelope,
@@ -34,22 +43,53 @@ from service.tasks.schemas import (
     TaskMove,
     TaskUpdate,
 )
-from service.tasks.store import StoredTask, TaskStore, utc_now
-from service.web.bodies import read_json, read_query
+from service.tasks.state import TasksState
+from service.tasks.store import TaskStore
+from service.web.bodies import read_json, read_query, rules
+from service.web.endpoint import Endpoint
 from service.web.envelope import json_response, meta, request_id
 from service.web.errors import TASK_NOT_FOUND, NotFound, invalid
+from service.web.schemas import FieldError
+
+# What the documentation adds to the route table, beside each route below.
+# Exactly one of the partial update's fields at least; exactly one of before and after.
+NonEmptyTaskUpdate = Annotated[TaskUpdate, msgspec.Meta(extra_json_schema={"minProperties": 1})]
+OneAnchorMove = Annotated[TaskMove, msgspec.Meta(extra_json_schema={"minProperties": 1, "maxProperties": 1})]
+_ETAG = header("Strong ETag of the task's current version")
+_TASK_HEADERS = {"ETag": _ETAG}
+_BAD_TITLE = FieldError("title", rules(TaskCreate)["title"])
+_BAD_LIMIT = FieldError("limit", rules(ListQuery)["limit"])
+IF_MATCH = parameter(
+    "If-Match", "header", {"type": "string"}, "Write only if the task's ETag is one of these, or `*`"
+)
+IF_NONE_MATCH = parameter(
+    "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
+)
+IDEMPOTENCY_KEY = parameter(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"},
+    "Retries with the same key and body within 24 h replay the first 201 and create nothing",
+)
+_TASK_LINKS = {
+    f"{verb}Task": {
+        "operationId": f"{verb}Task",
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/data/id"},
+    }
+    for verb in ("get", "replace", "update", "complete", "move", "delete")
+}
 
 
-def _user_id(request: Request[AppState]) -> str:
+def _user_id(request: Request[TasksState]) -> str:
     user_id: str = request.scope["user"].user_id
     return user_id
 
 
-def _store(request: Request[AppState]) -> TaskStore:
+def _store(request: Request[TasksState]) -> TaskStore:
     return request.state["store"]
 
 
-def _task_id(request: Request[AppState]) -> uuid.UUID:
+def _task_id(request: Request[TasksState]) -> uuid.UUID:
     """The path's task id; anything but a UUID cannot name a task, so it is a 404 like any other."""
     try:
         return uuid.UUID(request.path_params["task_id"])
@@ -58,7 +98,7 @@ def _task_id(request: Request[AppState]) -> uuid.UUID:
 
 
 def _task_response(
-    request: Request[AppState], stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
+    request: Request[TasksState], stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     envelope = TaskEnvelope(stored.task, meta(request.scope))
     return json_response(request.scope, status, envelope, {"etag": etag_of(stored), **(headers or {})})
@@ -70,34 +110,10 @@ def _found(stored: StoredTask | None) -> StoredTask:
     return stored
 
 
-class Endpoint(HTTPEndpoint):
-    """HTTPEndpoint with its allowed methods found once per class, not again on every request."""
-
-    _methods: ClassVar[list[str]]
-
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
-        # Starlette's order, for the same Allow header; HEAD is answered by `get`.
-        candidates = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-        cls._methods = [m for m in candidates if hasattr(cls, "get" if m == "HEAD" else m.lower())]
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scope, self.receive, self.send = scope, receive, send
-
-    async def dispatch(self) -> None:
-        request: Request[AppState] = Request(self.scope, receive=self.receive)
-        method = request.method
-        if method not in self._methods:
-            raise HTTPException(405, headers={"Allow": ", ".join(self._methods)})
-        handler = getattr(self, "get" if method == "HEAD" else method.lower())
-        response = await handler(request)
-        await response(self.scope, self.receive, self.send)
-
-
 class TaskCollection(Endpoint):
     """`/api/{user_id}/tasks`: list and create."""
 
-    async def get(self, request: Request[AppState]) -> Response:
+    async def get(self, request: Request[TasksState]) -> Response:
         query = read_query(request, ListQuery)
         user_id = _user_id(request)
         codec = request.state["cursors"]
@@ -110,7 +126,7 @@ class TaskCollection(Endpoint):
         )
         return json_response(request.scope, 200, TaskListEnvelope(page.items, page_meta))
 
-    async def post(self, request: Request[AppState]) -> Response:
+    async def post(self, request: Request[TasksState]) -> Response:
         body = await read_json(request, TaskCreate)
         key = idempotency_key(request)
         user_id, store = _user_id(request), _store(request)
@@ -127,17 +143,49 @@ class TaskCollection(Endpoint):
         return _task_response(request, stored, 201, headers)
 
 
+LIST_TASKS = Operation(
+    "listTasks",
+    "List one's tasks, a page at a time",
+    200,
+    TaskListEnvelope,
+    (*API_ERRORS, 422),
+    ok_example=TaskListEnvelope(
+        [examples.TASK], ListMeta(EXAMPLE_META.request_id, count=1, limit=50, next_cursor=None)
+    ),
+    invalid=_BAD_LIMIT,
+    parameters=query_parameters(ListQuery),
+)
+CREATE_TASK = Operation(
+    "createTask",
+    "Create a task",
+    201,
+    TaskEnvelope,
+    (*API_ERRORS, *BODY_ERRORS, 409),
+    ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
+    body=TaskCreate,
+    body_example=examples.CREATE,
+    invalid=_BAD_TITLE,
+    parameters=[IDEMPOTENCY_KEY],
+    ok_headers={
+        **_TASK_HEADERS,
+        "Location": header("The new task's URL"),
+        "Idempotent-Replayed": header("`true` when this is a replay of an earlier request"),
+    },
+    links=_TASK_LINKS,
+)
+
+
 class TaskItem(Endpoint):
     """`/api/{user_id}/tasks/{task_id}`: read, update (PUT and PATCH alike), delete."""
 
-    async def get(self, request: Request[AppState]) -> Response:
+    async def get(self, request: Request[TasksState]) -> Response:
         stored = _found(await _store(request).get(_user_id(request), _task_id(request)))
         tag = etag_of(stored)
         if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"etag": tag, "x-request-id": request_id(request.scope)})
         return _task_response(request, stored)
 
-    async def put(self, request: Request[AppState]) -> Response:
+    async def put(self, request: Request[TasksState]) -> Response:
         changes = await read_json(request, TaskUpdate)
         if all(getattr(changes, name) is UNSET for name in changes.__struct_fields__):
             raise invalid("body", "must set at least one of " + ", ".join(changes.__struct_fields__))
@@ -149,7 +197,7 @@ class TaskItem(Endpoint):
 
     patch = put
 
-    async def delete(self, request: Request[AppState]) -> Response:
+    async def delete(self, request: Request[TasksState]) -> Response:
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
         stored = await store.delete(user_id, task_id, if_match(request, task_id))
         if stored is None:
@@ -157,10 +205,60 @@ class TaskItem(Endpoint):
         return _task_response(request, stored)
 
 
+def _task_update(operation_id: str, summary: str) -> Operation:
+    return Operation(
+        operation_id,
+        summary,
+        200,
+        TaskEnvelope,
+        (*API_ERRORS, *BODY_ERRORS, 404, 412),
+        ok_example=TaskEnvelope(examples.RENAMED, EXAMPLE_META),
+        body=NonEmptyTaskUpdate,
+        body_example=examples.RENAME,
+        invalid=_BAD_TITLE,
+        parameters=[IF_MATCH],
+        ok_headers=_TASK_HEADERS,
+    )
+
+
+GET_TASK = Operation(
+    "getTask",
+    "Read a task",
+    200,
+    TaskEnvelope,
+    (*API_ERRORS, 404),
+    ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
+    parameters=[IF_NONE_MATCH],
+    ok_headers=_TASK_HEADERS,
+    extra_responses={
+        "304": {
+            "description": "Not modified",
+            "headers": {
+                "ETag": _ETAG,
+                "X-Request-ID": REQUEST_ID,
+            },
+        }
+    },
+)
+# PUT and PATCH are one handler: both partial, as the contract says.
+REPLACE_TASK = _task_update("replaceTask", "Update a task (partial, like PATCH)")
+UPDATE_TASK = _task_update("updateTask", "Update some fields of a task")
+DELETE_TASK = Operation(
+    "deleteTask",
+    "Delete a task; answers it as it was",
+    200,
+    TaskEnvelope,
+    (*API_ERRORS, 404, 412),
+    ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
+    parameters=[IF_MATCH],
+    ok_headers=_TASK_HEADERS,
+)
+
+
 class TaskCompletion(Endpoint):
     """`/api/{user_id}/tasks/{task_id}/complete`: toggle, or set with `{"completed": bool}`."""
 
-    async def patch(self, request: Request[AppState]) -> Response:
+    async def patch(self, request: Request[TasksState]) -> Response:
         body = await read_json(request, TaskComplete, optional=True)
         completed = None if body is None or body.completed is UNSET else body.completed
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
@@ -170,10 +268,26 @@ class TaskCompletion(Endpoint):
         return _task_response(request, stored)
 
 
+COMPLETE_TASK = Operation(
+    "completeTask",
+    "Toggle `completed` (no body, or `{}`), or set it",
+    200,
+    TaskEnvelope,
+    (*API_ERRORS, *BODY_ERRORS, 404, 412),
+    ok_example=TaskEnvelope(examples.DONE, EXAMPLE_META),
+    body=TaskComplete,
+    body_example=examples.COMPLETE,
+    body_required=False,
+    invalid=_BAD_TITLE,
+    parameters=[IF_MATCH],
+    ok_headers=_TASK_HEADERS,
+)
+
+
 class TaskMoving(Endpoint):
     """`/api/{user_id}/tasks/{task_id}/move`: place the task right before or after another one."""
 
-    async def post(self, request: Request[AppState]) -> Response:
+    async def post(self, request: Request[TasksState]) -> Response:
         side, anchor = (await read_json(request, TaskMove)).anchor()
         task_id = _task_id(request)
         if anchor == task_id:
@@ -185,29 +299,74 @@ class TaskMoving(Endpoint):
         return _task_response(request, stored)
 
 
+MOVE_TASK = Operation(
+    "moveTask",
+    "Place a task right before or after another of one's tasks (the manual order, sort=position)",
+    200,
+    TaskEnvelope,
+    (*API_ERRORS, *BODY_ERRORS, 404, 409, 412),
+    ok_example=TaskEnvelope(examples.MOVED, EXAMPLE_META),
+    body=OneAnchorMove,
+    body_example=examples.MOVE,
+    invalid=_BAD_TITLE,
+    parameters=[IF_MATCH],
+    ok_headers=_TASK_HEADERS,
+)
+
+
 class TaskStatistics(Endpoint):
     """`/api/{user_id}/tasks/stats`: the user's tasks counted."""
 
-    async def get(self, request: Request[AppState]) -> Response:
+    async def get(self, request: Request[TasksState]) -> Response:
         stats = await _store(request).stats(_user_id(request))
         return json_response(request.scope, 200, StatsEnvelope(stats, meta(request.scope)))
+
+
+TASK_STATS = Operation(
+    "taskStats",
+    "Count one's tasks: total, active, completed, overdue, and tags",
+    200,
+    StatsEnvelope,
+    API_ERRORS,
+    ok_example=StatsEnvelope(examples.STATS, EXAMPLE_META),
+)
 
 
 class CompletedClearing(Endpoint):
     """`/api/{user_id}/tasks/clear-completed`: delete every completed task, in one transaction."""
 
-    async def post(self, request: Request[AppState]) -> Response:
+    async def post(self, request: Request[TasksState]) -> Response:
         await read_json(request, ClearCompleted, optional=True)
         deleted = await _store(request).clear_completed(_user_id(request))
         return json_response(request.scope, 200, ClearedEnvelope(Cleared(deleted), meta(request.scope)))
 
 
+CLEAR_COMPLETED = Operation(
+    "clearCompleted",
+    "Delete every completed task, in one transaction",
+    200,
+    ClearedEnvelope,
+    (*API_ERRORS, *BODY_ERRORS),
+    ok_example=ClearedEnvelope(Cleared(deleted=3), EXAMPLE_META),
+    body=ClearCompleted,
+    body_example=ClearCompleted(),
+    body_required=False,
+    invalid=_BAD_TITLE,
+)
+
 routes = [
-    Route("/api/{user_id}/tasks", TaskCollection),
+    ApiRoute("/api/{user_id}/tasks", TaskCollection, get=LIST_TASKS, post=CREATE_TASK),
     # Before {task_id}: these words are routes, not task ids.
-    Route("/api/{user_id}/tasks/stats", TaskStatistics),
-    Route("/api/{user_id}/tasks/clear-completed", CompletedClearing),
-    Route("/api/{user_id}/tasks/{task_id}", TaskItem),
-    Route("/api/{user_id}/tasks/{task_id}/complete", TaskCompletion),
-    Route("/api/{user_id}/tasks/{task_id}/move", TaskMoving),
+    ApiRoute("/api/{user_id}/tasks/stats", TaskStatistics, get=TASK_STATS),
+    ApiRoute("/api/{user_id}/tasks/clear-completed", CompletedClearing, post=CLEAR_COMPLETED),
+    ApiRoute(
+        "/api/{user_id}/tasks/{task_id}",
+        TaskItem,
+        get=GET_TASK,
+        put=REPLACE_TASK,
+        patch=UPDATE_TASK,
+        delete=DELETE_TASK,
+    ),
+    ApiRoute("/api/{user_id}/tasks/{task_id}/complete", TaskCompletion, patch=COMPLETE_TASK),
+    ApiRoute("/api/{user_id}/tasks/{task_id}/move", TaskMoving, post=MOVE_TASK),
 ]

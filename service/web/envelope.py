@@ -10,8 +10,8 @@ import msgspec
 from starlette.responses import Response
 from starlette.types import Scope
 
-from service.tasks.schemas import ErrorBody, ErrorEnvelope, ResponseMeta
 from service.web.errors import ApiError
+from service.web.schemas import ErrorBody, ErrorEnvelope, ResponseMeta
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from service.tasks.schemas import FieldError
 from service.web.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
+from service.web.schemas import FieldError
+
+# Retry-After, in seconds, by cause: the one place each wait is chosen.
+RETRY_UNAVAILABLE = "5"  # the database is down, or a statement ran past its timeout
+RETRY_BUSY = "1"  # the user's requests in flight, or the worker's connections, are at their cap
+RETRY_STREAMS = "5"  # the user has MAX_STREAMS_PER_USER event streams open
+# The schema is behind the code: an operator has to act, so polling clients need not come back soon.
+RETRY_MIGRATING = "30"
 
 
 class ApiError(Exception):
@@ -156,4 +163,4 @@ def invalid(field: str, message: str) -> ValidationFailed:
 
 def unavailable(message: str | None = None) -> ServiceUnavailable:
     """A 503 that tells the client when to try again."""
-    return ServiceUnavailable(message, headers={"retry-after": "5"})
+    return ServiceUnavailable(message, headers={"retry-after": RETRY_UNAVAILABLE})

@@ -23,7 +23,7 @@ from uvicorn.server import ServerState
 from service.settings import Settings
 from service.web.common_headers import CommonHeadersMiddleware, with_common_headers
 from service.web.envelope import error_response
-from service.web.errors import ApiError, HeadersTooLarge, ServiceUnavailable, UriTooLong
+from service.web.errors import RETRY_BUSY, ApiError, HeadersTooLarge, ServiceUnavailable, UriTooLong
 from service.web.limits import HEADER_OVERHEAD, MAX_HEADER_BYTES, MAX_URL_BYTES
 
 # Bytes a head within both limits can take on the wire beyond what they count: the method, the
@@ -44,7 +44,7 @@ class _Refused(Exception):
 def _over_capacity_response() -> ApiError:
     return ServiceUnavailable(
         "The server is at its connection limit; try again shortly",
-        headers={"retry-after": "1", "connection": "close"},
+        headers={"retry-after": RETRY_BUSY, "connection": "close"},
     )
 
 

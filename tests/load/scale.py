@@ -40,9 +40,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from service import positions
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
+from service.tasks import positions
 from tests.pg_cluster import PgCluster
 from tests.support import _with_database, create_database, make_token, start_service
 
