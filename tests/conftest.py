@@ -17,18 +17,11 @@ import pytest
 from service.app import create_app
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
-from tests.pg_cluster import PgCluster
-from tests.support import (
-    Database,
-    InProcessApp,
-    LiveServer,
-    UserClient,
-    create_database,
-    fresh_database,
-    new_user,
-    postgres_server,
-    settings_for,
-)
+from tests.support.clients import UserClient
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import Database, create_database, fresh_database, postgres_server
+from tests.support.servers import InProcessApp, LiveServer, settings_for
+from tests.support.tokens import new_user
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, settings_for
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import SECRET, auth, make_token, new_user
 
 NO_TOKEN = 'Bearer realm="api"'
 BAD_TOKEN = 'Bearer realm="api", error="invalid_token"'

@@ -14,9 +14,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
-from tests.better_auth import BetterAuth, NodeUnavailable, better_auth, ensure_installed
-from tests.support import FakeClock, LiveServer, make_token
-from tests.test_jwks import _hs256, _public_forms
+from tests.support.better_auth import BetterAuth, NodeUnavailable, better_auth, ensure_installed
+from tests.support.jwks_server import hs256_token, public_forms
+from tests.support.servers import LiveServer
+from tests.support.tokens import FakeClock, make_token
 
 GENERATORS: dict[str, Callable[[], Key]] = {
     "EdDSA": lambda: OKPKey.generate_key("Ed25519"),
@@ -115,7 +116,7 @@ def test_hs256_signed_with_better_auths_public_key_is_refused(
     header, claims, _ = _parts(auth_server.token(session))
     published = KeySet.import_key_set(httpx.get(auth_server.jwks_url).json())
     key = published.get_by_kid(header["kid"])
-    token = _hs256(_public_forms(key)[form], claims, header["kid"])
+    token = hs256_token(public_forms(key)[form], claims, header["kid"])
     assert _get(service, user_id, token).status_code == 401
 
 

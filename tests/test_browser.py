@@ -21,7 +21,9 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.app import create_app
-from tests.support import Database, LiveServer, make_token, new_user, settings_for
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import make_token, new_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

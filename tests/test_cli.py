@@ -11,7 +11,8 @@ import pytest
 
 from service.db.pool import asyncpg_dsn
 from service.settings import ConfigError, Settings
-from tests.support import SECRET, run_cli, start_service
+from tests.support.servers import run_cli, start_service
+from tests.support.tokens import SECRET
 
 GOOD = {"BETTER_AUTH_SECRET": SECRET}
 METRICS_TOKEN = "Zq3x-metrics-7mKp2vN8rT4wYb6cJ1hL"

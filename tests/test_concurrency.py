@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from service.tasks.conditional import etag
-from tests.support import LiveServer, UserClient, burst
+from tests.support.clients import UserClient, burst
+from tests.support.servers import LiveServer
 
 
 def test_parallel_creates_by_one_new_user(server: LiveServer, live_me: UserClient) -> None:

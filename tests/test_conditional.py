@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import LiveServer, UserClient, assert_error, burst
+from tests.support.assertions import assert_error
+from tests.support.clients import UserClient, burst
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import auth
+from tests.support.tokens import auth
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict:

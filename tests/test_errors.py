@@ -14,16 +14,11 @@ from starlette.routing import Route
 
 from service.app import create_app
 from service.db.pool import asyncpg_dsn
-from tests.support import (
-    Database,
-    LiveServer,
-    UserClient,
-    assert_error,
-    assert_statement_timeout,
-    auth,
-    row_locked,
-    settings_for,
-)
+from tests.support.assertions import assert_error, assert_statement_timeout
+from tests.support.clients import UserClient
+from tests.support.postgres import Database, row_locked
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import auth
 
 
 def test_unexpected_error_is_500_without_internals(database: Database) -> None:

@@ -19,9 +19,11 @@ import pytest
 from service.sync.hub import ChangeHub
 from service.sync.store import ChangeStore
 from service.sync.tokens import Position
-from tests.pg_cluster import PgCluster, pgbouncer
-from tests.sse import EventStream, json_body, open_stream, seq
-from tests.support import SECRET, Database, LiveServer, auth, make_token, new_user, start_service
+from tests.support.pg_cluster import PgCluster, pgbouncer
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer, start_service
+from tests.support.sse import EventStream, json_body, open_stream, seq
+from tests.support.tokens import SECRET, auth, make_token, new_user
 
 APP = "https://app.example.com"
 

@@ -12,7 +12,8 @@ from contextlib import ExitStack, contextmanager
 
 import httpx
 
-from tests.support import LiveServer, auth, new_user
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth, new_user
 
 LIMIT = 8
 

@@ -13,8 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.pg_cluster import PgCluster
-from tests.support import SECRET, auth, create_database, free_port, run_cli, start_service
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import create_database
+from tests.support.servers import free_port, run_cli, start_service
+from tests.support.tokens import SECRET, auth
 
 PASSWORD = "right-password-4f1c"
 

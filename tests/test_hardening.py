@@ -15,7 +15,9 @@ from starlette.routing import Route
 from service.app import create_app
 from service.settings import Settings
 from service.web.http_protocol import uvicorn_options
-from tests.support import SECRET, Database, LiveServer, auth, new_user, settings_for
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import SECRET, auth, new_user
 
 METRICS_TOKEN = "metrics-token-0123456789-Vq7hZ2kX"
 BUNDLE = "/docs/assets/javascripts/swagger-ui-bundle.js"

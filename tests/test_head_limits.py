@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from service.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
-from tests.support import SECRET, Database, LiveServer, auth, new_user, start_service
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer, start_service
+from tests.support.tokens import SECRET, auth, new_user
 
 PLANNED = 2 * 1024 * 1024  # what an attacker would send; the answer must come long before
 PIECE = 16 * 1024

@@ -11,7 +11,9 @@ import pytest
 
 from service.db.pool import asyncpg_dsn
 from service.tasks.idempotency import PURGE_KEYS
-from tests.support import Database, LiveServer, UserClient, burst
+from tests.support.clients import UserClient, burst
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer
 
 
 def _post(me: UserClient, key: str, body: dict) -> httpx.Response:

@@ -5,9 +5,7 @@ These run against a stand-in JWKS endpoint; tests/test_better_auth.py runs the r
 
 from __future__ import annotations
 
-import base64
 import gc
-import json
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -15,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 
-from tests.jwks_server import JwksServer
-from tests.support import SECRET, FakeClock, LiveServer, make_token, new_user
+from tests.support.jwks_server import JwksServer, hs256_token, public_forms
+from tests.support.servers import LiveServer
+from tests.support.tokens import SECRET, FakeClock, make_token, new_user
 
 ALGORITHMS: dict[str, Callable[[], Key]] = {
     "EdDSA": lambda: OKPKey.generate_key("Ed25519", auto_kid=True),
@@ -149,41 +147,6 @@ def test_algorithm_is_only_checked_with_its_own_key_type(
     assert _status(service, user, token) == 401
 
 
-def _public_forms(key: Key) -> dict[str, bytes]:
-    public = key.get_op_key("verify")
-    forms = {
-        "pem": public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-        "der": public.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-        "jwk": json.dumps(key.as_dict(private=False)).encode(),
-    }
-    if key.key_type == "OKP":
-        forms["raw"] = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    elif key.key_type == "EC":
-        forms["raw"] = public.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-    else:
-        forms["raw"] = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    return forms
-
-
-def _hs256(secret: bytes, claims: dict, kid: str | None) -> str:
-    import hashlib
-    import hmac
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
-
-
 @pytest.mark.parametrize("alg", list(ALGORITHMS))
 @pytest.mark.parametrize("form", ["pem", "der", "jwk", "raw"])
 def test_hs256_signed_with_the_public_key_is_refused(
@@ -191,7 +154,7 @@ def test_hs256_signed_with_the_public_key_is_refused(
 ) -> None:
     """The classic confusion attack: the public key, published in the JWKS, used as an HMAC secret."""
     user = new_user()
-    token = _hs256(_public_forms(keys[alg])[form], _claims(user, jwks.base_url), keys[alg].kid)
+    token = hs256_token(public_forms(keys[alg])[form], _claims(user, jwks.base_url), keys[alg].kid)
     assert _status(service, user, token) == 401
 
 
@@ -216,8 +179,8 @@ def test_hs256_with_public_key_is_refused_in_jwks_only_mode(
     live = _jwks_only(make_server, jwks)
     user = new_user()
     claims = _claims(user, jwks.base_url)
-    for form in _public_forms(keys["RS256"]).values():
-        assert _status(live, user, _hs256(form, claims, keys["RS256"].kid)) == 401
+    for form in public_forms(keys["RS256"]).values():
+        assert _status(live, user, hs256_token(form, claims, keys["RS256"].kid)) == 401
     assert _status(live, user, make_token(user)) == 401  # no secret configured: HS* is not accepted at all
     assert _status(live, user, _sign(keys["RS256"], "RS256", user, base=jwks.base_url)) == 200
 

@@ -15,16 +15,12 @@ from service.db.statements import Runner
 from service.tasks.listing import SORTS, like_pattern, list_query
 from service.tasks.schemas import ListQuery, TaskRead
 from service.tasks.store import TaskStore
-from tests.pg_cluster import PgCluster, system_bin_dir
-from tests.support import (
-    Database,
-    LiveServer,
-    UserClient,
-    create_database,
-    invalid_field,
-    new_user,
-    walk_under_churn,
-)
+from tests.support.assertions import invalid_field
+from tests.support.clients import UserClient, walk_under_churn
+from tests.support.pg_cluster import PgCluster, system_bin_dir
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer
+from tests.support.tokens import new_user
 
 
 @pytest.fixture

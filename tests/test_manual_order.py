@@ -11,7 +11,10 @@ import httpx
 import pytest
 
 from service.tasks import positions
-from tests.support import Database, LiveServer, auth, create_task, new_user, run_together
+from tests.support.clients import create_task, run_together
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth, new_user
 
 
 @pytest.fixture

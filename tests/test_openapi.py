@@ -20,7 +20,8 @@ from service.openapi.document import route_operations
 from service.ops import docs, health
 from service.sync import changes, events
 from service.tasks import routes as tasks
-from tests.support import LiveServer, auth, make_token, new_user, settings_for
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import auth, make_token, new_user
 
 
 @pytest.fixture(scope="module")

@@ -25,20 +25,12 @@ from service.app import GC_YOUNG_THRESHOLD, create_app
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.middleware.cors import CorsMiddleware
-from tests.pg_cluster import PgCluster, system_bin_dir
-from tests.pg_cluster import pgbouncer as bouncer
-from tests.support import (
-    SECRET,
-    Database,
-    LiveServer,
-    assert_statement_timeout,
-    auth,
-    create_database,
-    make_token,
-    new_user,
-    settings_for,
-    start_service,
-)
+from tests.support.assertions import assert_statement_timeout
+from tests.support.pg_cluster import PgCluster, system_bin_dir
+from tests.support.pg_cluster import pgbouncer as bouncer
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer, settings_for, start_service
+from tests.support.tokens import SECRET, auth, make_token, new_user
 
 APP = "https://app.example.com"
 

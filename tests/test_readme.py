@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from service.web.errors import error_codes
-from tests.support import start_service
+from tests.support.servers import start_service
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -15,15 +15,10 @@ from service.db.pool import asyncpg_dsn
 from service.tasks.columns import READ_COLUMNS
 from service.tasks.listing import SORTS, list_query
 from service.tasks.schemas import TaskRead
-from tests.support import (
-    Database,
-    LiveServer,
-    UserClient,
-    auth,
-    create_database,
-    create_task,
-    walk_under_churn,
-)
+from tests.support.clients import UserClient, create_task, walk_under_churn
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth
 
 PRIORITIES = ["none", "low", "medium", "high"]
 NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]

@@ -7,7 +7,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.support import auth, create_task, new_user
+from tests.support.clients import create_task
+from tests.support.tokens import auth, new_user
 
 NEW_FIELDS = ("due_at", "priority", "tags", "completed_at", "position")
 

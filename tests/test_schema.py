@@ -11,7 +11,7 @@ import pytest
 from service.db.migrations import SQL_DIR, MigrationError, migrate
 from service.db.pool import asyncpg_dsn
 from service.tasks.models import IdempotencyKey, Task, TaskTagCount, TaskTombstone, User
-from tests.support import Database, create_database
+from tests.support.postgres import Database, create_database
 
 PG_TYPES = {
     "TEXT": "text",

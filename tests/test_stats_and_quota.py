@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support import SECRET, Database, LiveServer, auth, create_task, new_user, run_together
+from tests.support.clients import create_task, run_together
+from tests.support.postgres import Database
+from tests.support.servers import LiveServer
+from tests.support.tokens import SECRET, auth, new_user
 
 PAST = (datetime.now(UTC) - timedelta(days=2)).isoformat()
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()

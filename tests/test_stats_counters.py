@@ -12,7 +12,10 @@ import pytest
 
 from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
-from tests.support import Database, LiveServer, auth, create_database, new_user, run_together
+from tests.support.clients import run_together
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth, new_user
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ from service.db.pool import asyncpg_dsn
 from service.sync.tokens import Position, SyncTokens
 from service.tasks.ids import uuid7
 from service.tasks.positions import int_key, sql_int_key
-from tests.support import SECRET, Database, LiveServer, auth, create_database, new_user
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer
+from tests.support.tokens import SECRET, auth, new_user
 
 
 def _changes(client: httpx.Client, user: str, **params: Any) -> httpx.Response:

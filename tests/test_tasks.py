@@ -8,7 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from tests.support import Database, UserClient, assert_error, invalid_field
+from tests.support.assertions import assert_error, invalid_field
+from tests.support.clients import UserClient
+from tests.support.postgres import Database
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

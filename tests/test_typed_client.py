@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from service.web.errors import error_codes
-from tests.support import LiveServer, make_token, new_user
+from tests.support.servers import LiveServer
+from tests.support.tokens import make_token, new_user
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 

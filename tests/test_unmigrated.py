@@ -10,7 +10,9 @@ import pytest
 
 from service.db.migrations import load, migrate
 from service.db.pool import asyncpg_dsn
-from tests.support import LiveServer, auth, create_database, new_user, settings_for
+from tests.support.postgres import create_database
+from tests.support.servers import LiveServer, settings_for
+from tests.support.tokens import auth, new_user
 
 FIX = "python -m service migrate"
 

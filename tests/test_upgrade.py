@@ -14,7 +14,9 @@ import pytest
 from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
 from service.tasks import positions
-from tests.support import Database, LiveServer, auth, create_database
+from tests.support.postgres import Database, create_database
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth
 
 V1 = ("001_users_and_tasks.sql", "002_listing_and_idempotency.sql")
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import UserClient, assert_error, invalid_field
+from tests.support.assertions import assert_error, invalid_field
+from tests.support.clients import UserClient
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-// Runs the real better-auth package on 127.0.0.1 for the interop tests (tests/interop/harness.py,
-// tests/better_auth.py). Plain ESM, no build step: `npm ci` here, then `node better_auth_server.mjs`.
+// Runs the real better-auth package on 127.0.0.1 for the interop tests (tests/support/better_auth.py).
+// Plain ESM, no build step: `npm ci` here, then `node better_auth_server.mjs`.
 //
 // Better Auth setup: memory adapter, emailAndPassword, and the jwt plugin signing with BA_ALG.
 // Its routes live under /api/auth: POST /sign-up/email, GET /token (needs the session cookie), GET /jwks.

@@ -30,8 +30,9 @@ from service.app import create_app
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.settings import Settings
-from tests.pg_cluster import PgCluster
-from tests.support import SECRET, create_database, make_token
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import create_database
+from tests.support.tokens import SECRET, make_token
 
 
 @dataclass

@@ -28,8 +28,9 @@ import psutil
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
-from tests.pg_cluster import PgCluster
-from tests.support import create_database, start_service
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import create_database
+from tests.support.servers import start_service
 
 HERE = Path(__file__).resolve().parent
 

@@ -43,8 +43,10 @@ import httpx
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.tasks import positions
-from tests.pg_cluster import PgCluster
-from tests.support import _with_database, create_database, make_token, start_service
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import _with_database, create_database
+from tests.support.servers import start_service
+from tests.support.tokens import make_token
 
 SECRET = "scale-secret-0123456789abcdef0123456789abcdef"
 WORDS = [f"word{i:02d}" for i in range(100)]  # each title carries one: a word matches 1% of tasks

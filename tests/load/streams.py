@@ -31,8 +31,10 @@ import psutil
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
-from tests.pg_cluster import PgCluster
-from tests.support import SECRET, create_database, make_token, start_service
+from tests.support.pg_cluster import PgCluster
+from tests.support.postgres import create_database
+from tests.support.servers import start_service
+from tests.support.tokens import SECRET, make_token
 
 # Connections opened at once: beyond the listen backlog a SYN waits a second to be retried.
 OPENING = 200

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-INTEROP = Path(__file__).resolve().parent / "interop"
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
 START_SECONDS = 30
 
 

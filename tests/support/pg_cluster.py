@@ -23,7 +23,7 @@ from typing import Any
 from pgserver._commands import POSTGRES_BIN_PATH  # the binaries inside the pgserver wheel
 from pgserver.utils import ensure_user_exists
 
-from tests.support import free_port
+from tests.support.servers import free_port
 
 SERVICE_USER = "pgserver"
 

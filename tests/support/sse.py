@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from service.sync.tokens import SyncTokens
-from tests.support import SECRET, make_token
+from tests.support.tokens import SECRET, make_token
 
 
 @dataclass

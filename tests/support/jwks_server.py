@@ -1,13 +1,16 @@
-"""A stand-in JWKS endpoint on loopback, for tests that need to rotate keys or fail on purpose."""
+"""A stand-in JWKS endpoint on loopback, for tests that need to rotate keys or fail on purpose; and tokens
+forged with a public key as the HMAC secret (the key confusion attack)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import Key
 
 
@@ -78,3 +81,40 @@ class JwksServer:
     def __exit__(self, *exc_info: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def public_forms(key: Key) -> dict[str, bytes]:
+    """A public key in each form an HMAC secret could be made of: PEM, DER, JWK and raw bytes."""
+    public = key.get_op_key("verify")
+    forms = {
+        "pem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "der": public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "jwk": json.dumps(key.as_dict(private=False)).encode(),
+    }
+    if key.key_type == "OKP":
+        forms["raw"] = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    elif key.key_type == "EC":
+        forms["raw"] = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    else:
+        forms["raw"] = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return forms
+
+
+def hs256_token(secret: bytes, claims: dict, kid: str | None) -> str:
+    """An HS256 token signed with `secret` by hand, as an attacker holding a public key would."""
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
