@@ -17,12 +17,6 @@ from tests.support.servers import LiveServer
 from tests.support.tokens import auth, new_user
 
 
-@pytest.fixture
-def client(app_client: httpx.Client) -> httpx.Client:
-    """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
-    return app_client
-
-
 def _move(client: httpx.Client, user: str, task_id: str, body: object, **headers: str) -> httpx.Response:
     return client.post(f"/api/{user}/tasks/{task_id}/move", json=body, headers={**auth(user), **headers})
 
@@ -50,101 +44,101 @@ def _refused(response: httpx.Response) -> str:
 
 
 @pytest.fixture
-def four(client: httpx.Client, user: str) -> list[str]:
+def four(app_client: httpx.Client, user: str) -> list[str]:
     """Four tasks, listed d, c, b, a (new tasks go first); returned in that order."""
-    made = [create_task(client, user, name)["id"] for name in "abcd"]
+    made = [create_task(app_client, user, name)["id"] for name in "abcd"]
     return made[::-1]
 
 
-def test_move_before_and_after(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_move_before_and_after(app_client: httpx.Client, user: str, four: list[str]) -> None:
     d, c, b, a = four
-    response = _move(client, user, a, {"before": d})
+    response = _move(app_client, user, a, {"before": d})
     assert response.status_code == 200, response.text
-    assert _ids(client, user) == [a, d, c, b]
-    assert _move(client, user, d, {"after": b}).status_code == 200
-    assert _ids(client, user) == [a, c, b, d]
-    assert _move(client, user, a, {"after": c}).status_code == 200
-    assert _ids(client, user) == [c, a, b, d]
-    assert _move(client, user, d, {"before": a}).status_code == 200
-    assert _ids(client, user) == [c, d, a, b]
+    assert _ids(app_client, user) == [a, d, c, b]
+    assert _move(app_client, user, d, {"after": b}).status_code == 200
+    assert _ids(app_client, user) == [a, c, b, d]
+    assert _move(app_client, user, a, {"after": c}).status_code == 200
+    assert _ids(app_client, user) == [c, a, b, d]
+    assert _move(app_client, user, d, {"before": a}).status_code == 200
+    assert _ids(app_client, user) == [c, d, a, b]
 
 
 def test_move_answers_the_task_with_its_new_position_and_etag(
-    client: httpx.Client, user: str, four: list[str]
+    app_client: httpx.Client, user: str, four: list[str]
 ) -> None:
     d, _, _, a = four
-    before = client.get(f"/api/{user}/tasks/{a}", headers=auth(user))
-    response = _move(client, user, a, {"before": d})
+    before = app_client.get(f"/api/{user}/tasks/{a}", headers=auth(user))
+    response = _move(app_client, user, a, {"before": d})
     moved = response.json()["data"]
     assert moved["id"] == a
     assert moved["position"] != before.json()["data"]["position"]
     assert (
         moved["position"]
-        < client.get(f"/api/{user}/tasks/{d}", headers=auth(user)).json()["data"]["position"]
+        < app_client.get(f"/api/{user}/tasks/{d}", headers=auth(user)).json()["data"]["position"]
     )
     assert response.headers["etag"] != before.headers["etag"]
-    now = client.get(f"/api/{user}/tasks/{a}", headers=auth(user))
+    now = app_client.get(f"/api/{user}/tasks/{a}", headers=auth(user))
     assert now.json()["data"] == moved
     assert now.headers["etag"] == response.headers["etag"]
     assert moved["updated_at"] > before.json()["data"]["updated_at"]
 
 
-def test_a_move_rewrites_one_row(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_a_move_rewrites_one_row(app_client: httpx.Client, user: str, four: list[str]) -> None:
     d, _c, b, _a = four
 
     def snapshot() -> dict[str, tuple[str, str]]:
         out = {}
         for task_id in four:
-            r = client.get(f"/api/{user}/tasks/{task_id}", headers=auth(user))
+            r = app_client.get(f"/api/{user}/tasks/{task_id}", headers=auth(user))
             out[task_id] = (r.json()["data"]["position"], r.headers["etag"])
         return out
 
     before = snapshot()
-    assert _move(client, user, b, {"after": d}).status_code == 200
+    assert _move(app_client, user, b, {"after": d}).status_code == 200
     after = snapshot()
     assert after[b] != before[b]
     assert {k: v for k, v in after.items() if k != b} == {k: v for k, v in before.items() if k != b}
 
 
 def test_moving_to_where_it_already_is_keeps_the_order(
-    client: httpx.Client, user: str, four: list[str]
+    app_client: httpx.Client, user: str, four: list[str]
 ) -> None:
     d, c, b, a = four
-    assert _move(client, user, c, {"after": d}).status_code == 200
-    assert _move(client, user, c, {"before": b}).status_code == 200
-    assert _ids(client, user) == [d, c, b, a]
+    assert _move(app_client, user, c, {"after": d}).status_code == 200
+    assert _move(app_client, user, c, {"before": b}).status_code == 200
+    assert _ids(app_client, user) == [d, c, b, a]
 
 
-def test_first_and_last(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_first_and_last(app_client: httpx.Client, user: str, four: list[str]) -> None:
     d, c, b, a = four
-    assert _move(client, user, a, {"before": d}).status_code == 200
-    assert _move(client, user, d, {"after": b}).status_code == 200
-    assert _ids(client, user) == [a, c, b, d]
+    assert _move(app_client, user, a, {"before": d}).status_code == 200
+    assert _move(app_client, user, d, {"after": b}).status_code == 200
+    assert _ids(app_client, user) == [a, c, b, d]
     # A new task still goes first, before one moved to the front.
-    e = create_task(client, user, "e")["id"]
-    assert _ids(client, user) == [e, a, c, b, d]
+    e = create_task(app_client, user, "e")["id"]
+    assert _ids(app_client, user) == [e, a, c, b, d]
 
 
 @pytest.mark.parametrize("side", ["before", "after"])
 def test_the_task_itself_as_anchor_is_422_naming_the_field(
-    client: httpx.Client, user: str, four: list[str], side: str
+    app_client: httpx.Client, user: str, four: list[str], side: str
 ) -> None:
-    assert _refused(_move(client, user, four[1], {side: four[1]})) == side
-    assert _ids(client, user) == four
+    assert _refused(_move(app_client, user, four[1], {side: four[1]})) == side
+    assert _ids(app_client, user) == four
 
 
 @pytest.mark.parametrize("side", ["before", "after"])
 def test_an_anchor_that_is_not_one_of_the_users_tasks_is_422(
-    client: httpx.Client, user: str, four: list[str], side: str
+    app_client: httpx.Client, user: str, four: list[str], side: str
 ) -> None:
     other = new_user()
-    theirs = create_task(client, other)["id"]
+    theirs = create_task(app_client, other)["id"]
     for anchor in (theirs, str(uuid.uuid4()), theirs.upper()):
-        response = _move(client, user, four[0], {side: anchor})
+        response = _move(app_client, user, four[0], {side: anchor})
         assert _refused(response) == side
         assert "theirs" not in response.text
-    assert _ids(client, user) == four
-    assert _ids(client, other) == [theirs]
+    assert _ids(app_client, user) == four
+    assert _ids(app_client, other) == [theirs]
 
 
 @pytest.mark.parametrize(
@@ -160,95 +154,97 @@ def test_an_anchor_that_is_not_one_of_the_users_tasks_is_422(
     ],
 )
 def test_a_bad_body_is_422(
-    client: httpx.Client, user: str, four: list[str], body: object, field: str
+    app_client: httpx.Client, user: str, four: list[str], body: object, field: str
 ) -> None:
-    response = _move(client, user, four[0], body)
+    response = _move(app_client, user, four[0], body)
     assert _refused(response) == field
-    assert _ids(client, user) == four
+    assert _ids(app_client, user) == four
 
 
-def test_both_anchors_even_if_valid_are_422(client: httpx.Client, user: str, four: list[str]) -> None:
-    assert _refused(_move(client, user, four[0], {"before": four[2], "after": four[1]})) == "body"
+def test_both_anchors_even_if_valid_are_422(app_client: httpx.Client, user: str, four: list[str]) -> None:
+    assert _refused(_move(app_client, user, four[0], {"before": four[2], "after": four[1]})) == "body"
 
 
 def test_no_body_or_bad_json_is_400_as_on_every_route_that_needs_a_body(
-    client: httpx.Client, user: str, four: list[str]
+    app_client: httpx.Client, user: str, four: list[str]
 ) -> None:
     url = f"/api/{user}/tasks/{four[0]}/move"
     for content in (b"", b"{"):
-        bad = client.post(url, content=content, headers={**auth(user), "content-type": "application/json"})
+        bad = app_client.post(
+            url, content=content, headers={**auth(user), "content-type": "application/json"}
+        )
         assert bad.status_code == 400, bad.text
         assert bad.json()["error"]["code"] == "BAD_REQUEST"
-    assert _ids(client, user) == four
+    assert _ids(app_client, user) == four
 
 
-def test_if_match(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_if_match(app_client: httpx.Client, user: str, four: list[str]) -> None:
     d, c, b, a = four
-    etag = client.get(f"/api/{user}/tasks/{a}", headers=auth(user)).headers["etag"]
+    etag = app_client.get(f"/api/{user}/tasks/{a}", headers=auth(user)).headers["etag"]
     stale = '"999999"'
-    response = _move(client, user, a, {"before": d}, **{"if-match": stale})
+    response = _move(app_client, user, a, {"before": d}, **{"if-match": stale})
     assert response.status_code == 412
     assert response.json()["error"]["code"] == "PRECONDITION_FAILED"
-    assert _ids(client, user) == four
-    ok = _move(client, user, a, {"before": d}, **{"if-match": etag})
+    assert _ids(app_client, user) == four
+    ok = _move(app_client, user, a, {"before": d}, **{"if-match": etag})
     assert ok.status_code == 200
-    assert _ids(client, user) == [a, d, c, b]
+    assert _ids(app_client, user) == [a, d, c, b]
     # The ETag it was moved with is stale now.
-    assert _move(client, user, a, {"after": b}, **{"if-match": etag}).status_code == 412
-    assert _move(client, user, a, {"after": b}, **{"if-match": "*"}).status_code == 200
+    assert _move(app_client, user, a, {"after": b}, **{"if-match": etag}).status_code == 412
+    assert _move(app_client, user, a, {"after": b}, **{"if-match": "*"}).status_code == 200
 
 
-def test_missing_and_foreign_tasks(client: httpx.Client, user: str, four: list[str]) -> None:
+def test_missing_and_foreign_tasks(app_client: httpx.Client, user: str, four: list[str]) -> None:
     other = new_user()
-    theirs = create_task(client, other)["id"]
+    theirs = create_task(app_client, other)["id"]
     for task_id in (str(uuid.uuid4()), theirs, "not-a-uuid"):
-        response = _move(client, user, task_id, {"before": four[0]})
+        response = _move(app_client, user, task_id, {"before": four[0]})
         assert response.status_code == 404, response.text
         assert response.json()["error"]["code"] == "NOT_FOUND"
     # Someone else's path: 403, whatever the body.
-    assert _move(client, other, four[0], {"before": four[1]}, **auth(user)).status_code == 403
-    assert client.post(f"/api/{user}/tasks/{four[0]}/move", json={"before": four[1]}).status_code == 401
-    assert client.get(f"/api/{user}/tasks/{four[0]}/move", headers=auth(user)).status_code == 405
+    assert _move(app_client, other, four[0], {"before": four[1]}, **auth(user)).status_code == 403
+    assert app_client.post(f"/api/{user}/tasks/{four[0]}/move", json={"before": four[1]}).status_code == 401
+    assert app_client.get(f"/api/{user}/tasks/{four[0]}/move", headers=auth(user)).status_code == 405
 
 
-def test_random_moves_match_a_model_list(client: httpx.Client, user: str) -> None:
+def test_random_moves_match_a_model_list(app_client: httpx.Client, user: str) -> None:
     """Hundreds of random moves, the listing compared with a plain list after each one."""
     rng = random.Random(8)
-    model = [create_task(client, user, f"t{i}")["id"] for i in range(25)][::-1]
+    model = [create_task(app_client, user, f"t{i}")["id"] for i in range(25)][::-1]
     for step in range(300):
         task, anchor = rng.sample(model, 2)
         side = rng.choice(("before", "after"))
-        response = _move(client, user, task, {side: anchor})
+        response = _move(app_client, user, task, {side: anchor})
         assert response.status_code == 200, response.text
         model.remove(task)
         model.insert(model.index(anchor) + (side == "after"), task)
         if step % 25 == 0:
-            new = create_task(client, user, f"n{step}")["id"]
+            new = create_task(app_client, user, f"n{step}")["id"]
             model.insert(0, new)
-        listed = _order(client, user)
+        listed = _order(app_client, user)
         assert [t["id"] for t in listed] == model, f"step {step}"
-    keys = [t["position"] for t in _order(client, user)]
+    keys = [t["position"] for t in _order(app_client, user)]
     assert len(set(keys)) == len(keys)
     assert all(len(k) <= positions.REBALANCE_ABOVE for k in keys)
 
 
-def test_keys_that_grow_long_are_rebalanced(client: httpx.Client, user: str, database: Database) -> None:
+def test_keys_that_grow_long_are_rebalanced(app_client: httpx.Client, user: str, database: Database) -> None:
     """Always into the same gap: keys grow a digit per ~6 moves until the service rebalances them,
     which changes the position and ETag of every task, even one nobody moved."""
-    bystander = create_task(client, user, "bystander")["id"]
-    first, x, y = [create_task(client, user, name)["id"] for name in ("y", "x", "first")][::-1]
+    bystander = create_task(app_client, user, "bystander")["id"]
+    first, x, y = [create_task(app_client, user, name)["id"] for name in ("y", "x", "first")][::-1]
     model = [first, x, y, bystander]
-    assert _ids(client, user) == model
+    assert _ids(app_client, user) == model
 
     def state(task_id: str) -> tuple[str, str]:
-        r = client.get(f"/api/{user}/tasks/{task_id}", headers=auth(user))
+        r = app_client.get(f"/api/{user}/tasks/{task_id}", headers=auth(user))
         return r.json()["data"]["position"], r.headers["etag"]
 
     start = state(bystander)
     longest = 0
     for step in range(300):
         task = (x, y)[step % 2]
-        response = _move(client, user, task, {"after": first})
+        response = _move(app_client, user, task, {"after": first})
         assert response.status_code == 200, response.text
         model.remove(task)
         model.insert(1, task)
@@ -256,7 +252,7 @@ def test_keys_that_grow_long_are_rebalanced(client: httpx.Client, user: str, dat
         assert key == state(task)[0]
         longest = max(longest, len(key))
         assert len(key) <= positions.REBALANCE_ABOVE
-        assert _ids(client, user) == model
+        assert _ids(app_client, user) == model
         if state(bystander) != start:
             break
     else:
@@ -265,7 +261,7 @@ def test_keys_that_grow_long_are_rebalanced(client: httpx.Client, user: str, dat
     position, etag = state(bystander)
     assert position != start[0]
     assert etag != start[1]
-    keys = [t["position"] for t in _order(client, user)]
+    keys = [t["position"] for t in _order(app_client, user)]
     assert all(len(k) <= positions.INT_WIDTH + 1 for k in keys), keys
     rows = database.query("SELECT position FROM tasks WHERE user_id = $1", user)
     assert len({r["position"] for r in rows}) == len(rows) == 4

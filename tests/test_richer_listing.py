@@ -25,12 +25,6 @@ NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
 READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
 
 
-@pytest.fixture
-def client(app_client: httpx.Client) -> httpx.Client:
-    """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
-    return app_client
-
-
 def _list(client: httpx.Client, user: str, params: object = None) -> httpx.Response:
     return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))  # type: ignore[arg-type]
 
@@ -50,7 +44,7 @@ def _at(days: float) -> str:
 
 
 @pytest.fixture
-def mixed(client: httpx.Client, user: str) -> list[dict]:
+def mixed(app_client: httpx.Client, user: str) -> list[dict]:
     """Tasks with and without due dates (some equal), of every priority, with tags."""
     rng = random.Random(3)
     tasks = []
@@ -61,7 +55,7 @@ def mixed(client: httpx.Client, user: str) -> list[dict]:
         }
         if i % 3:
             body["due_at"] = _at(rng.choice([-2, -1, 0, 0, 1, 3, 10]))
-        tasks.append(create_task(client, user, f"t{i}", **body))
+        tasks.append(create_task(app_client, user, f"t{i}", **body))
     return tasks
 
 
@@ -74,10 +68,10 @@ def _due_key(task: dict, descending: bool) -> tuple:
 
 @pytest.mark.parametrize("sort", ["due_at", "-due_at"])
 def test_due_sorts_put_missing_due_dates_last_both_ways_ties_by_id(
-    client: httpx.Client, user: str, mixed: list[dict], sort: str
+    app_client: httpx.Client, user: str, mixed: list[dict], sort: str
 ) -> None:
     descending = sort.startswith("-")
-    listed = _all(client, user, ("sort", sort))
+    listed = _all(app_client, user, ("sort", sort))
     expected = sorted(mixed, key=lambda t: t["id"], reverse=descending)
     expected = sorted(expected, key=lambda t: _due_key(t, descending))
     assert [t["id"] for t in listed] == [t["id"] for t in expected]
@@ -87,10 +81,10 @@ def test_due_sorts_put_missing_due_dates_last_both_ways_ties_by_id(
 
 @pytest.mark.parametrize("sort", ["priority", "-priority"])
 def test_priority_sorts_by_rank_then_created_at_then_id(
-    client: httpx.Client, user: str, mixed: list[dict], sort: str
+    app_client: httpx.Client, user: str, mixed: list[dict], sort: str
 ) -> None:
     descending = sort.startswith("-")
-    listed = _all(client, user, ("sort", sort))
+    listed = _all(app_client, user, ("sort", sort))
     expected = sorted(
         mixed, key=lambda t: (PRIORITIES.index(t["priority"]), t["created_at"], t["id"]), reverse=descending
     )
@@ -98,44 +92,46 @@ def test_priority_sorts_by_rank_then_created_at_then_id(
     assert listed[0]["priority"] == ("high" if descending else "none")
 
 
-def test_position_sort_is_the_manual_order(client: httpx.Client, user: str, mixed: list[dict]) -> None:
-    listed = _all(client, user, ("sort", "position"))
+def test_position_sort_is_the_manual_order(app_client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    listed = _all(app_client, user, ("sort", "position"))
     assert [t["id"] for t in listed] == [t["id"] for t in reversed(mixed)]
     keys = [t["position"].encode() for t in listed]
     assert keys == sorted(keys)
 
 
 @pytest.mark.parametrize("priority", PRIORITIES)
-def test_priority_filter(client: httpx.Client, user: str, mixed: list[dict], priority: str) -> None:
-    listed = _all(client, user, ("priority", priority))
+def test_priority_filter(app_client: httpx.Client, user: str, mixed: list[dict], priority: str) -> None:
+    listed = _all(app_client, user, ("priority", priority))
     assert {t["id"] for t in listed} == {t["id"] for t in mixed if t["priority"] == priority}
     assert listed
 
 
 def test_tag_filter_is_case_insensitive_and_every_tag_must_be_present(
-    client: httpx.Client, user: str, mixed: list[dict]
+    app_client: httpx.Client, user: str, mixed: list[dict]
 ) -> None:
     def having(*tags: str) -> set[str]:
         return {
             t["id"] for t in mixed if all(x.casefold() in [y.casefold() for y in t["tags"]] for x in tags)
         }
 
-    assert {t["id"] for t in _all(client, user, ("tag", "work"))} == having("work") != set()
-    assert {t["id"] for t in _all(client, user, ("tag", "WORK"))} == having("work")
-    both = _all(client, user, ("tag", "Work"), ("tag", "home"))
+    assert {t["id"] for t in _all(app_client, user, ("tag", "work"))} == having("work") != set()
+    assert {t["id"] for t in _all(app_client, user, ("tag", "WORK"))} == having("work")
+    both = _all(app_client, user, ("tag", "Work"), ("tag", "home"))
     assert {t["id"] for t in both} == having("work", "home") != set()
-    assert _all(client, user, ("tag", "nope")) == []
-    assert _all(client, user, ("tag", "work"), ("tag", "nope")) == []
+    assert _all(app_client, user, ("tag", "nope")) == []
+    assert _all(app_client, user, ("tag", "work"), ("tag", "nope")) == []
 
 
-def test_tag_filter_matches_whole_tags_only(client: httpx.Client, user: str) -> None:
-    task = create_task(client, user, tags=["homework"])
-    assert _all(client, user, ("tag", "home")) == []
-    assert [t["id"] for t in _all(client, user, ("tag", "HomeWork"))] == [task["id"]]
-    assert [t["id"] for t in _all(client, user, ("tag", " homework "))] == [task["id"]]
+def test_tag_filter_matches_whole_tags_only(app_client: httpx.Client, user: str) -> None:
+    task = create_task(app_client, user, tags=["homework"])
+    assert _all(app_client, user, ("tag", "home")) == []
+    assert [t["id"] for t in _all(app_client, user, ("tag", "HomeWork"))] == [task["id"]]
+    assert [t["id"] for t in _all(app_client, user, ("tag", " homework "))] == [task["id"]]
 
 
-def test_due_filters_min_inclusive_max_exclusive(client: httpx.Client, user: str, mixed: list[dict]) -> None:
+def test_due_filters_min_inclusive_max_exclusive(
+    app_client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
     low, high = _at(0), _at(3)
 
     def between(lo: str | None, hi: str | None) -> set[str]:
@@ -150,32 +146,32 @@ def test_due_filters_min_inclusive_max_exclusive(client: httpx.Client, user: str
                 out.add(t["id"])
         return out
 
-    assert {t["id"] for t in _all(client, user, ("due_min", low))} == between(low, None)
-    assert {t["id"] for t in _all(client, user, ("due_max", high))} == between(None, high)
-    got = {t["id"] for t in _all(client, user, ("due_min", low), ("due_max", high))}
+    assert {t["id"] for t in _all(app_client, user, ("due_min", low))} == between(low, None)
+    assert {t["id"] for t in _all(app_client, user, ("due_max", high))} == between(None, high)
+    got = {t["id"] for t in _all(app_client, user, ("due_min", low), ("due_max", high))}
     assert got == between(low, high)
     # Exactly at due_min is in; exactly at due_max is out.
     at_low = {t["id"] for t in mixed if t["due_at"] == low}
     assert at_low
     assert at_low <= got
-    assert not at_low & {t["id"] for t in _all(client, user, ("due_max", low))}
+    assert not at_low & {t["id"] for t in _all(app_client, user, ("due_max", low))}
 
 
-def test_due_filters_honour_offsets(client: httpx.Client, user: str) -> None:
-    task = create_task(client, user, due_at="2026-12-01T09:00:00Z")
-    assert [t["id"] for t in _all(client, user, ("due_min", "2026-12-01T10:00:00+01:00"))] == [task["id"]]
-    assert _all(client, user, ("due_min", "2026-12-01T10:00:01+01:00")) == []
-    assert _all(client, user, ("due_max", "2026-12-01T04:00:00-05:00")) == []
+def test_due_filters_honour_offsets(app_client: httpx.Client, user: str) -> None:
+    task = create_task(app_client, user, due_at="2026-12-01T09:00:00Z")
+    assert [t["id"] for t in _all(app_client, user, ("due_min", "2026-12-01T10:00:00+01:00"))] == [task["id"]]
+    assert _all(app_client, user, ("due_min", "2026-12-01T10:00:01+01:00")) == []
+    assert _all(app_client, user, ("due_max", "2026-12-01T04:00:00-05:00")) == []
 
 
-def test_tasks_without_due_at_never_match_a_due_filter(client: httpx.Client, user: str) -> None:
-    create_task(client, user)
-    assert _all(client, user, ("due_min", "1000-01-01T00:00:00Z")) == []
-    assert _all(client, user, ("due_max", "9998-01-01T00:00:00Z")) == []
+def test_tasks_without_due_at_never_match_a_due_filter(app_client: httpx.Client, user: str) -> None:
+    create_task(app_client, user)
+    assert _all(app_client, user, ("due_min", "1000-01-01T00:00:00Z")) == []
+    assert _all(app_client, user, ("due_max", "9998-01-01T00:00:00Z")) == []
 
 
 def test_filters_combine_with_each_other_and_v1_filters(
-    client: httpx.Client, user: str, mixed: list[dict]
+    app_client: httpx.Client, user: str, mixed: list[dict]
 ) -> None:
     params = [
         ("priority", "high"),
@@ -184,7 +180,7 @@ def test_filters_combine_with_each_other_and_v1_filters(
         ("due_min", _at(-5)),
         ("sort", "due_at"),
     ]
-    listed = _all(client, user, *params)
+    listed = _all(app_client, user, *params)
     expected = [
         t for t in mixed if t["priority"] == "high" and "home" in t["tags"] and t["due_at"] is not None
     ]
@@ -215,8 +211,8 @@ def test_filters_combine_with_each_other_and_v1_filters(
         ([("sort", "+priority")], "sort"),
     ],
 )
-def test_bad_new_parameters_are_422(client: httpx.Client, user: str, params: list, field: str) -> None:
-    assert _field(_list(client, user, params)) == field
+def test_bad_new_parameters_are_422(app_client: httpx.Client, user: str, params: list, field: str) -> None:
+    assert _field(_list(app_client, user, params)) == field
 
 
 def _first_cursor(client: httpx.Client, user: str, params: list[tuple[str, str]]) -> str:
@@ -241,16 +237,16 @@ def _first_cursor(client: httpx.Client, user: str, params: list[tuple[str, str]]
     ],
 )
 def test_a_cursor_is_bound_to_every_filter_and_the_sort(
-    client: httpx.Client, user: str, mixed: list[dict], first: list, then: list
+    app_client: httpx.Client, user: str, mixed: list[dict], first: list, then: list
 ) -> None:
-    cursor = _first_cursor(client, user, first)
-    assert _field(_list(client, user, [*then, ("cursor", cursor)])) == "cursor"
-    assert _list(client, user, [*first, ("cursor", cursor)]).status_code == 200
+    cursor = _first_cursor(app_client, user, first)
+    assert _field(_list(app_client, user, [*then, ("cursor", cursor)])) == "cursor"
+    assert _list(app_client, user, [*first, ("cursor", cursor)]).status_code == 200
 
 
-def test_equivalent_tag_filters_share_cursors(client: httpx.Client, user: str, mixed: list[dict]) -> None:
-    cursor = _first_cursor(client, user, [("tag", "x"), ("tag", "home")])
-    assert _list(client, user, [("tag", "HOME"), ("tag", "x"), ("cursor", cursor)]).status_code == 200
+def test_equivalent_tag_filters_share_cursors(app_client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    cursor = _first_cursor(app_client, user, [("tag", "x"), ("tag", "home")])
+    assert _list(app_client, user, [("tag", "HOME"), ("tag", "x"), ("cursor", cursor)]).status_code == 200
 
 
 @pytest.mark.parametrize("sort", NEW_SORTS)

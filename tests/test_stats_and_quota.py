@@ -18,12 +18,6 @@ PAST = (datetime.now(UTC) - timedelta(days=2)).isoformat()
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
 
 
-@pytest.fixture
-def client(app_client: httpx.Client) -> httpx.Client:
-    """The in-process app: these rules need no socket, and it is quicker. Races use `server`."""
-    return app_client
-
-
 def _complete(client: httpx.Client, user: str, task: dict) -> None:
     response = client.patch(
         f"/api/{user}/tasks/{task['id']}/complete", json={"completed": True}, headers=auth(user)
@@ -42,28 +36,30 @@ def _clear(client: httpx.Client, user: str, **kwargs: object) -> httpx.Response:
     return client.post(f"/api/{user}/tasks/clear-completed", headers=auth(user), **kwargs)  # type: ignore[arg-type]
 
 
-def test_stats_of_a_user_without_tasks(client: httpx.Client, user: str) -> None:
-    assert _stats(client, user) == {"total": 0, "active": 0, "completed": 0, "overdue": 0, "tags": []}
+def test_stats_of_a_user_without_tasks(app_client: httpx.Client, user: str) -> None:
+    assert _stats(app_client, user) == {"total": 0, "active": 0, "completed": 0, "overdue": 0, "tags": []}
 
 
-def test_stats_count_the_users_tasks(client: httpx.Client, user: str) -> None:
-    create_task(client, user, "no due date")
-    create_task(client, user, "due later", due_at=FUTURE)
-    create_task(client, user, "overdue", due_at=PAST)
-    create_task(client, user, "overdue too", due_at=PAST)
-    _complete(client, user, create_task(client, user, "done, was due", due_at=PAST))
-    _complete(client, user, create_task(client, user, "done"))
-    create_task(client, new_user(), "someone else's", due_at=PAST)
-    assert _stats(client, user) == {"total": 6, "active": 4, "completed": 2, "overdue": 2, "tags": []}
+def test_stats_count_the_users_tasks(app_client: httpx.Client, user: str) -> None:
+    create_task(app_client, user, "no due date")
+    create_task(app_client, user, "due later", due_at=FUTURE)
+    create_task(app_client, user, "overdue", due_at=PAST)
+    create_task(app_client, user, "overdue too", due_at=PAST)
+    _complete(app_client, user, create_task(app_client, user, "done, was due", due_at=PAST))
+    _complete(app_client, user, create_task(app_client, user, "done"))
+    create_task(app_client, new_user(), "someone else's", due_at=PAST)
+    assert _stats(app_client, user) == {"total": 6, "active": 4, "completed": 2, "overdue": 2, "tags": []}
 
 
-def test_stats_tags_count_active_tasks_most_used_first_then_by_name(client: httpx.Client, user: str) -> None:
-    create_task(client, user, tags=["work", "b-tag"])
-    create_task(client, user, tags=["work", "a-tag", "home"])
-    create_task(client, user, tags=["Work", "home"])
-    create_task(client, user, tags=["zzz"])
-    _complete(client, user, create_task(client, user, tags=["done-only", "work", "zzz", "zzz2"]))
-    tags = _stats(client, user)["tags"]
+def test_stats_tags_count_active_tasks_most_used_first_then_by_name(
+    app_client: httpx.Client, user: str
+) -> None:
+    create_task(app_client, user, tags=["work", "b-tag"])
+    create_task(app_client, user, tags=["work", "a-tag", "home"])
+    create_task(app_client, user, tags=["Work", "home"])
+    create_task(app_client, user, tags=["zzz"])
+    _complete(app_client, user, create_task(app_client, user, tags=["done-only", "work", "zzz", "zzz2"]))
+    tags = _stats(app_client, user)["tags"]
     assert tags == [
         {"name": "work", "count": 3},
         {"name": "home", "count": 2},
@@ -74,49 +70,49 @@ def test_stats_tags_count_active_tasks_most_used_first_then_by_name(client: http
 
 
 def test_stats_tags_group_spellings_case_insensitively_under_the_most_used_one(
-    client: httpx.Client, user: str
+    app_client: httpx.Client, user: str
 ) -> None:
     for spelling in ("Urgent", "urgent", "URGENT", "urgent"):
-        create_task(client, user, tags=[spelling])
-    assert _stats(client, user)["tags"] == [{"name": "urgent", "count": 4}]
+        create_task(app_client, user, tags=[spelling])
+    assert _stats(app_client, user)["tags"] == [{"name": "urgent", "count": 4}]
 
 
-def test_stats_list_at_most_100_tags(client: httpx.Client, user: str) -> None:
+def test_stats_list_at_most_100_tags(app_client: httpx.Client, user: str) -> None:
     for n in range(6):
-        create_task(client, user, tags=[f"tag{n * 20 + i:03d}" for i in range(20)])
-    create_task(client, user, tags=["tag119"])
-    tags = _stats(client, user)["tags"]
+        create_task(app_client, user, tags=[f"tag{n * 20 + i:03d}" for i in range(20)])
+    create_task(app_client, user, tags=["tag119"])
+    tags = _stats(app_client, user)["tags"]
     assert len(tags) == 100
     assert tags[0] == {"name": "tag119", "count": 2}
     assert [t["name"] for t in tags[1:]] == [f"tag{i:03d}" for i in range(99)]
 
 
-def test_stats_is_not_a_task_id(client: httpx.Client, user: str) -> None:
+def test_stats_is_not_a_task_id(app_client: httpx.Client, user: str) -> None:
     """Matched before /tasks/{task_id}: never a 404 for a task called "stats"."""
-    assert client.get(f"/api/{user}/tasks/stats", headers=auth(user)).status_code == 200
-    assert client.delete(f"/api/{user}/tasks/stats", headers=auth(user)).status_code == 405
-    assert client.get(f"/api/{user}/tasks/stats", headers=auth(new_user())).status_code == 403
-    assert client.get(f"/api/{user}/tasks/stats").status_code == 401
+    assert app_client.get(f"/api/{user}/tasks/stats", headers=auth(user)).status_code == 200
+    assert app_client.delete(f"/api/{user}/tasks/stats", headers=auth(user)).status_code == 405
+    assert app_client.get(f"/api/{user}/tasks/stats", headers=auth(new_user())).status_code == 403
+    assert app_client.get(f"/api/{user}/tasks/stats").status_code == 401
 
 
-def test_clear_completed_deletes_only_the_users_completed_tasks(client: httpx.Client, user: str) -> None:
-    keep = [create_task(client, user, f"keep {i}") for i in range(3)]
-    gone = [create_task(client, user, f"gone {i}") for i in range(4)]
+def test_clear_completed_deletes_only_the_users_completed_tasks(app_client: httpx.Client, user: str) -> None:
+    keep = [create_task(app_client, user, f"keep {i}") for i in range(3)]
+    gone = [create_task(app_client, user, f"gone {i}") for i in range(4)]
     for task in gone:
-        _complete(client, user, task)
+        _complete(app_client, user, task)
     other = new_user()
-    theirs = create_task(client, other)
-    _complete(client, other, theirs)
-    response = _clear(client, user)
+    theirs = create_task(app_client, other)
+    _complete(app_client, other, theirs)
+    response = _clear(app_client, user)
     assert response.status_code == 200, response.text
     assert response.json()["data"] == {"deleted": 4}
-    listed = client.get(f"/api/{user}/tasks", headers=auth(user)).json()["data"]
+    listed = app_client.get(f"/api/{user}/tasks", headers=auth(user)).json()["data"]
     assert sorted(t["id"] for t in listed) == sorted(t["id"] for t in keep)
     for task in gone:
-        assert client.get(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).status_code == 404
-    assert client.get(f"/api/{other}/tasks/{theirs['id']}", headers=auth(other)).status_code == 200
-    assert _stats(client, user)["total"] == 3
-    again = _clear(client, user)
+        assert app_client.get(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).status_code == 404
+    assert app_client.get(f"/api/{other}/tasks/{theirs['id']}", headers=auth(other)).status_code == 200
+    assert _stats(app_client, user)["total"] == 3
+    again = _clear(app_client, user)
     assert again.json()["data"] == {"deleted": 0}
 
 
@@ -126,35 +122,35 @@ def test_clear_completed_deletes_only_the_users_completed_tasks(client: httpx.Cl
     ids=["no-body", "empty-object", "empty-body", "object-bytes"],
 )
 def test_clear_completed_takes_no_body_or_an_empty_object(
-    client: httpx.Client, user: str, kwargs: dict
+    app_client: httpx.Client, user: str, kwargs: dict
 ) -> None:
-    _complete(client, user, create_task(client, user))
+    _complete(app_client, user, create_task(app_client, user))
     headers = {**auth(user), **kwargs.pop("headers", {})}
-    response = client.post(f"/api/{user}/tasks/clear-completed", headers=headers, **kwargs)
+    response = app_client.post(f"/api/{user}/tasks/clear-completed", headers=headers, **kwargs)
     assert response.status_code == 200, response.text
     assert response.json()["data"] == {"deleted": 1}
 
 
 @pytest.mark.parametrize("body", [{"all": True}, [], {"completed": True}])
-def test_clear_completed_refuses_any_field(client: httpx.Client, user: str, body: object) -> None:
-    task = create_task(client, user)
-    _complete(client, user, task)
-    response = _clear(client, user, json=body)
+def test_clear_completed_refuses_any_field(app_client: httpx.Client, user: str, body: object) -> None:
+    task = create_task(app_client, user)
+    _complete(app_client, user, task)
+    response = _clear(app_client, user, json=body)
     assert response.status_code == 422, response.text
-    assert client.get(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).status_code == 200
+    assert app_client.get(f"/api/{user}/tasks/{task['id']}", headers=auth(user)).status_code == 200
 
 
-def test_clear_completed_is_its_own_route(client: httpx.Client, user: str) -> None:
-    assert client.get(f"/api/{user}/tasks/clear-completed", headers=auth(user)).status_code == 405
-    assert client.post(f"/api/{user}/tasks/clear-completed", headers=auth(new_user())).status_code == 403
+def test_clear_completed_is_its_own_route(app_client: httpx.Client, user: str) -> None:
+    assert app_client.get(f"/api/{user}/tasks/clear-completed", headers=auth(user)).status_code == 405
+    assert app_client.post(f"/api/{user}/tasks/clear-completed", headers=auth(new_user())).status_code == 403
 
 
 def test_concurrent_clears_delete_each_task_once(
-    client: httpx.Client, user: str, database: Database, server: LiveServer
+    app_client: httpx.Client, user: str, database: Database, server: LiveServer
 ) -> None:
-    tasks = [create_task(client, user, f"t{i}") for i in range(40)]
+    tasks = [create_task(app_client, user, f"t{i}") for i in range(40)]
     for task in tasks[:20]:
-        _complete(client, user, task)
+        _complete(app_client, user, task)
     deleted: list[int] = []
 
     def clear() -> None:
@@ -164,7 +160,7 @@ def test_concurrent_clears_delete_each_task_once(
     run_together([clear] * 4)
     assert sum(deleted) == 20
     rows = database.query("SELECT task_count FROM users WHERE id = $1", user)
-    assert rows[0]["task_count"] == 20 == _stats(client, user)["total"]
+    assert rows[0]["task_count"] == 20 == _stats(app_client, user)["total"]
 
 
 @pytest.fixture
@@ -240,10 +236,10 @@ def test_the_quota_is_exact_under_concurrent_creates(small: LiveServer, database
 
 
 def test_concurrent_deletes_count_once(
-    client: httpx.Client, user: str, database: Database, server: LiveServer
+    app_client: httpx.Client, user: str, database: Database, server: LiveServer
 ) -> None:
-    task = create_task(client, user)
-    create_task(client, user)
+    task = create_task(app_client, user)
+    create_task(app_client, user)
     statuses: list[int] = []
 
     def delete() -> None:
@@ -253,7 +249,7 @@ def test_concurrent_deletes_count_once(
     run_together([delete] * 6)
     assert sorted(statuses) == [200] + [404] * 5
     assert database.query("SELECT task_count FROM users WHERE id = $1", user)[0]["task_count"] == 1
-    assert _stats(client, user)["total"] == 1
+    assert _stats(app_client, user)["total"] == 1
 
 
 def test_max_tasks_per_user_is_read_from_the_environment() -> None:

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 
 from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
@@ -16,11 +15,6 @@ from tests.support.clients import run_together
 from tests.support.postgres import Database, create_database
 from tests.support.servers import LiveServer
 from tests.support.tokens import auth, new_user
-
-
-@pytest.fixture
-def client(app_client: httpx.Client) -> httpx.Client:
-    return app_client
 
 
 def _create(client: httpx.Client, user: str, title: str = "a task", tags: list[str] | None = None) -> dict:
@@ -60,61 +54,63 @@ def _exact(client: httpx.Client, database: Database, user: str, *, total: bool =
     return int(real["completed"])
 
 
-def test_the_completed_count_follows_every_write(client: httpx.Client, database: Database, user: str) -> None:
-    a, b, c, d = (_create(client, user, t)["id"] for t in "abcd")
+def test_the_completed_count_follows_every_write(
+    app_client: httpx.Client, database: Database, user: str
+) -> None:
+    a, b, c, d = (_create(app_client, user, t)["id"] for t in "abcd")
     other = new_user()
-    _send(client, "PATCH", other, f"/{_create(client, other)['id']}/complete")  # not counted as ours
-    assert _exact(client, database, user) == 0
-    _send(client, "PATCH", user, f"/{a}/complete")  # a toggle
-    assert _exact(client, database, user) == 1
-    _send(client, "PATCH", user, f"/{a}/complete", {"completed": True})  # already completed: no change
-    _send(client, "PATCH", user, f"/{a}", {"completed": True, "title": "a again"})
-    assert _exact(client, database, user) == 1
-    _send(client, "PATCH", user, f"/{b}", {"completed": True})
-    _send(client, "PUT", user, f"/{c}", {"title": "c", "completed": True})
-    assert _exact(client, database, user) == 3
-    _send(client, "PATCH", user, f"/{c}/complete")  # toggled back
-    _send(client, "PATCH", user, f"/{b}", {"completed": False})
-    assert _exact(client, database, user) == 1
-    _send(client, "POST", user, f"/{a}/move", {"before": d})  # a completed task moved: still counted once
-    _send(client, "PATCH", user, f"/{d}", {"title": "d renamed"})
-    assert _exact(client, database, user) == 1
-    _send(client, "DELETE", user, f"/{a}")  # a completed task deleted
-    _send(client, "DELETE", user, f"/{d}")  # an active one
-    assert _exact(client, database, user) == 0
+    _send(app_client, "PATCH", other, f"/{_create(app_client, other)['id']}/complete")  # not counted as ours
+    assert _exact(app_client, database, user) == 0
+    _send(app_client, "PATCH", user, f"/{a}/complete")  # a toggle
+    assert _exact(app_client, database, user) == 1
+    _send(app_client, "PATCH", user, f"/{a}/complete", {"completed": True})  # already completed: no change
+    _send(app_client, "PATCH", user, f"/{a}", {"completed": True, "title": "a again"})
+    assert _exact(app_client, database, user) == 1
+    _send(app_client, "PATCH", user, f"/{b}", {"completed": True})
+    _send(app_client, "PUT", user, f"/{c}", {"title": "c", "completed": True})
+    assert _exact(app_client, database, user) == 3
+    _send(app_client, "PATCH", user, f"/{c}/complete")  # toggled back
+    _send(app_client, "PATCH", user, f"/{b}", {"completed": False})
+    assert _exact(app_client, database, user) == 1
+    _send(app_client, "POST", user, f"/{a}/move", {"before": d})  # a completed task moved: still counted once
+    _send(app_client, "PATCH", user, f"/{d}", {"title": "d renamed"})
+    assert _exact(app_client, database, user) == 1
+    _send(app_client, "DELETE", user, f"/{a}")  # a completed task deleted
+    _send(app_client, "DELETE", user, f"/{d}")  # an active one
+    assert _exact(app_client, database, user) == 0
     for task in (b, c):
-        _send(client, "PATCH", user, f"/{task}/complete")
-    assert _exact(client, database, user) == 2
-    assert _send(client, "POST", user, "/clear-completed").json()["data"] == {"deleted": 2}
-    assert _exact(client, database, user) == 0
-    assert _exact(client, database, other) == 1
+        _send(app_client, "PATCH", user, f"/{task}/complete")
+    assert _exact(app_client, database, user) == 2
+    assert _send(app_client, "POST", user, "/clear-completed").json()["data"] == {"deleted": 2}
+    assert _exact(app_client, database, user) == 0
+    assert _exact(app_client, database, other) == 1
 
 
-def test_any_statement_keeps_the_counter(client: httpx.Client, database: Database, user: str) -> None:
+def test_any_statement_keeps_the_counter(app_client: httpx.Client, database: Database, user: str) -> None:
     """Triggers keep it, so a statement outside the service's own (an operator's bulk fix) is counted too."""
     for i in range(6):
-        _create(client, user, f"t{i}")
+        _create(app_client, user, f"t{i}")
     database.query(
         "UPDATE tasks SET completed = true, completed_at = now() WHERE user_id = $1 AND title IN ('t1', 't2', 't3')",
         user,
     )
-    assert _exact(client, database, user) == 3
+    assert _exact(app_client, database, user) == 3
     database.query(
         "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL ELSE now() END "
         "WHERE user_id = $1",
         user,
     )
-    assert _exact(client, database, user) == 3
+    assert _exact(app_client, database, user) == 3
     database.query("DELETE FROM tasks WHERE user_id = $1 AND title IN ('t0', 't1')", user)
-    assert _exact(client, database, user, total=False) == 2
+    assert _exact(app_client, database, user, total=False) == 2
     database.query("DELETE FROM users WHERE id = $1", user)  # the user and their tasks, at once
     assert database.query("SELECT count(*) AS n FROM tasks WHERE user_id = $1", user)[0]["n"] == 0
 
 
 def test_concurrent_toggles_and_completes_count_exactly(
-    client: httpx.Client, database: Database, user: str, server: LiveServer
+    app_client: httpx.Client, database: Database, user: str, server: LiveServer
 ) -> None:
-    tasks = [_create(client, user, f"t{i}")["id"] for i in range(8)]
+    tasks = [_create(app_client, user, f"t{i}")["id"] for i in range(8)]
     failures: list[str] = []
 
     def write(n: int) -> None:
@@ -137,45 +133,45 @@ def test_concurrent_toggles_and_completes_count_exactly(
     assert failures == []
     # Each of tasks 1..7 ended reopened (i = 5 is odd); 3 and 6 were deleted; the first was toggled
     # an even number of times. Then complete some and check again.
-    assert _exact(client, database, user) == 0
+    assert _exact(app_client, database, user) == 0
     for task in tasks[1:3]:
-        _send(client, "PATCH", user, f"/{task}/complete")
-    assert _exact(client, database, user) == 2
+        _send(app_client, "PATCH", user, f"/{task}/complete")
+    assert _exact(app_client, database, user) == 2
     assert database.query("SELECT completed_count FROM users WHERE id = $1", user)[0]["completed_count"] == 2
 
 
-def test_tag_counts_follow_every_write(client: httpx.Client, database: Database, user: str) -> None:
-    a = _create(client, user, "a", ["Work", "home"])["id"]
-    b = _create(client, user, "b", ["work"])["id"]
-    c = _create(client, user, "c", ["WORK", "errands"])["id"]
-    _create(client, new_user(), "not ours", ["work"])
-    _exact(client, database, user)
-    assert _send(client, "GET", user, "/stats").json()["data"]["tags"][0] == {"name": "WORK", "count": 3}
-    _send(client, "PATCH", user, f"/{a}", {"tags": ["work", "Home", "new"]})  # respelled, one added
-    _exact(client, database, user)
-    _send(client, "PATCH", user, f"/{b}/complete")  # a completed task's tags are not counted
-    _exact(client, database, user)
-    _send(client, "PATCH", user, f"/{b}", {"tags": ["later"]})  # changed while completed
-    _send(client, "PATCH", user, f"/{b}/complete")  # and reopened
-    _exact(client, database, user)
-    _send(client, "PATCH", user, f"/{c}", {"title": "c renamed"})  # tags untouched
-    _send(client, "POST", user, f"/{c}/move", {"before": a})
-    _exact(client, database, user)
-    _send(client, "DELETE", user, f"/{c}")
-    _exact(client, database, user)
-    _send(client, "PATCH", user, f"/{a}/complete")
-    _send(client, "POST", user, "/clear-completed")
-    _exact(client, database, user)
-    _send(client, "PATCH", user, f"/{b}", {"tags": []})
-    assert _send(client, "GET", user, "/stats").json()["data"]["tags"] == []
+def test_tag_counts_follow_every_write(app_client: httpx.Client, database: Database, user: str) -> None:
+    a = _create(app_client, user, "a", ["Work", "home"])["id"]
+    b = _create(app_client, user, "b", ["work"])["id"]
+    c = _create(app_client, user, "c", ["WORK", "errands"])["id"]
+    _create(app_client, new_user(), "not ours", ["work"])
+    _exact(app_client, database, user)
+    assert _send(app_client, "GET", user, "/stats").json()["data"]["tags"][0] == {"name": "WORK", "count": 3}
+    _send(app_client, "PATCH", user, f"/{a}", {"tags": ["work", "Home", "new"]})  # respelled, one added
+    _exact(app_client, database, user)
+    _send(app_client, "PATCH", user, f"/{b}/complete")  # a completed task's tags are not counted
+    _exact(app_client, database, user)
+    _send(app_client, "PATCH", user, f"/{b}", {"tags": ["later"]})  # changed while completed
+    _send(app_client, "PATCH", user, f"/{b}/complete")  # and reopened
+    _exact(app_client, database, user)
+    _send(app_client, "PATCH", user, f"/{c}", {"title": "c renamed"})  # tags untouched
+    _send(app_client, "POST", user, f"/{c}/move", {"before": a})
+    _exact(app_client, database, user)
+    _send(app_client, "DELETE", user, f"/{c}")
+    _exact(app_client, database, user)
+    _send(app_client, "PATCH", user, f"/{a}/complete")
+    _send(app_client, "POST", user, "/clear-completed")
+    _exact(app_client, database, user)
+    _send(app_client, "PATCH", user, f"/{b}", {"tags": []})
+    assert _send(app_client, "GET", user, "/stats").json()["data"]["tags"] == []
     # Spellings whose count reached zero leave no row behind.
     assert database.query("SELECT count(*) AS n FROM tag_counts WHERE user_id = $1", user)[0]["n"] == 0
 
 
 def test_bulk_statements_and_concurrent_tag_edits_count_exactly(
-    client: httpx.Client, database: Database, user: str, server: LiveServer
+    app_client: httpx.Client, database: Database, user: str, server: LiveServer
 ) -> None:
-    tasks = [_create(client, user, f"t{i}", ["shared", f"own{i % 3}"])["id"] for i in range(8)]
+    tasks = [_create(app_client, user, f"t{i}", ["shared", f"own{i % 3}"])["id"] for i in range(8)]
     failures: list[str] = []
 
     def write(n: int) -> None:
@@ -188,12 +184,12 @@ def test_bulk_statements_and_concurrent_tag_edits_count_exactly(
 
     run_together([functools.partial(write, n) for n in range(8)])
     assert failures == []
-    _exact(client, database, user)
+    _exact(app_client, database, user)
     database.query(
         "UPDATE tasks SET tags = tags || '{bulk}', tag_keys = tag_keys || '{bulk}' WHERE user_id = $1", user
     )
-    _exact(client, database, user)
-    assert _send(client, "GET", user, "/stats").json()["data"]["tags"][0]["count"] == 8
+    _exact(app_client, database, user)
+    assert _send(app_client, "GET", user, "/stats").json()["data"]["tags"][0]["count"] == 8
 
 
 def test_the_migration_counts_existing_tasks(pg_admin_url: str, tmp_path: Path) -> None:
