@@ -1,5 +1,6 @@
-"""The pool's slots (service.db.pool.PoolSlots): arrival order, the wait's bound, and no slot lost to a
-waiter that gives up. Over HTTP, tests/test_errors.py shows the timeout as a 503."""
+"""service/db/pool.py: the pool's slots (PoolSlots): arrival order, the wait's bound, and no slot lost to
+a waiter that gives up; and platform URLs made fit for asyncpg. Over HTTP, tests/web/test_errors.py
+shows the timeout as a 503."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from service.db.pool import PoolSlots
+from service.db.pool import PoolSlots, asyncpg_dsn
 
 
 async def _held(slots: PoolSlots, name: str, order: list[str], release: asyncio.Event) -> None:
@@ -74,3 +75,18 @@ def test_a_cancelled_waiter_gives_its_turn_to_the_next(handed_over: bool) -> Non
         return order
 
     assert asyncio.run(run()) == ["second"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h:5432/db", "postgresql://u:p@h:5432/db"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql://u:p@h/db"),
+        (
+            "postgresql://u:p@ep-x.neon.tech/db?sslmode=require&channel_binding=require",
+            "postgresql://u:p@ep-x.neon.tech/db?sslmode=require",
+        ),
+    ],
+)
+def test_platform_urls_are_translated_for_asyncpg(url: str, expected: str) -> None:
+    assert asyncpg_dsn(url) == expected
