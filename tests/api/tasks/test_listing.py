@@ -1,26 +1,31 @@
-"""CONTRACT §4 Listing and §7: filters, six sorts, keyset cursors, and their refusals."""
+"""CONTRACT §4 Listing and §7: filters, sorts, keyset cursors, and their refusals; §8: the sorts by due
+date, priority and position, the filters on priority, tags and due dates, and their cursors."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.db.statements import Runner
+from service.tasks.columns import READ_COLUMNS
 from service.tasks.listing import SORTS, like_pattern, list_query
 from service.tasks.schemas import ListQuery, TaskRead
 from service.tasks.store import TaskStore
 from tests.support.assertions import invalid_field
-from tests.support.clients import UserClient, walk_under_churn
+from tests.support.clients import UserClient, create_task, walk_under_churn
 from tests.support.pg_cluster import PgCluster, system_bin_dir
 from tests.support.postgres import Database, create_database
 from tests.support.servers import LiveServer
-from tests.support.tokens import new_user
+from tests.support.tokens import auth, new_user
 
 
 @pytest.fixture
@@ -334,3 +339,342 @@ def test_searches_are_planned_for_their_text_every_time(database: Database) -> N
 
     [counts] = asyncio.run(search_ten_times())
     assert (counts["generic_plans"], counts["custom_plans"]) == (0, 10)
+
+
+# --- sorts by due date, priority and position; filters on priority, tags and due dates (CONTRACT §8) ---
+
+
+PRIORITIES = ["none", "low", "medium", "high"]
+NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
+READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
+
+
+def _list(client: httpx.Client, user: str, params: object = None) -> httpx.Response:
+    return client.get(f"/api/{user}/tasks", params=params, headers=auth(user))  # type: ignore[arg-type]
+
+
+def _all(client: httpx.Client, user: str, *params: tuple[str, str], limit: int = 3) -> list[dict]:
+    return [t for page in UserClient(client, user).pages([*params, ("limit", str(limit))]) for t in page]
+
+
+def _field(response: httpx.Response) -> str:
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    return response.json()["error"]["details"][0]["field"]
+
+
+def _at(days: float) -> str:
+    return (datetime(2026, 12, 1, tzinfo=UTC) + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def mixed(app_client: httpx.Client, user: str) -> list[dict]:
+    """Tasks with and without due dates (some equal), of every priority, with tags."""
+    rng = random.Random(3)
+    tasks = []
+    for i in range(24):
+        body: dict[str, object] = {
+            "priority": PRIORITIES[i % 4],
+            "tags": rng.sample(["Work", "home", "q4", "x"], i % 3),
+        }
+        if i % 3:
+            body["due_at"] = _at(rng.choice([-2, -1, 0, 0, 1, 3, 10]))
+        tasks.append(create_task(app_client, user, f"t{i}", **body))
+    return tasks
+
+
+def _due_key(task: dict, descending: bool) -> tuple:
+    due = task["due_at"]
+    missing = due is None
+    value = datetime.fromisoformat(due).timestamp() if due else 0.0
+    return (missing, -value if descending else value)
+
+
+@pytest.mark.parametrize("sort", ["due_at", "-due_at"])
+def test_due_sorts_put_missing_due_dates_last_both_ways_ties_by_id(
+    app_client: httpx.Client, user: str, mixed: list[dict], sort: str
+) -> None:
+    descending = sort.startswith("-")
+    listed = _all(app_client, user, ("sort", sort))
+    expected = sorted(mixed, key=lambda t: t["id"], reverse=descending)
+    expected = sorted(expected, key=lambda t: _due_key(t, descending))
+    assert [t["id"] for t in listed] == [t["id"] for t in expected]
+    assert listed[-1]["due_at"] is None
+    assert listed[0]["due_at"] is not None
+
+
+@pytest.mark.parametrize("sort", ["priority", "-priority"])
+def test_priority_sorts_by_rank_then_created_at_then_id(
+    app_client: httpx.Client, user: str, mixed: list[dict], sort: str
+) -> None:
+    descending = sort.startswith("-")
+    listed = _all(app_client, user, ("sort", sort))
+    expected = sorted(
+        mixed, key=lambda t: (PRIORITIES.index(t["priority"]), t["created_at"], t["id"]), reverse=descending
+    )
+    assert [t["id"] for t in listed] == [t["id"] for t in expected]
+    assert listed[0]["priority"] == ("high" if descending else "none")
+
+
+def test_position_sort_is_the_manual_order(app_client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    listed = _all(app_client, user, ("sort", "position"))
+    assert [t["id"] for t in listed] == [t["id"] for t in reversed(mixed)]
+    keys = [t["position"].encode() for t in listed]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("priority", PRIORITIES)
+def test_priority_filter(app_client: httpx.Client, user: str, mixed: list[dict], priority: str) -> None:
+    listed = _all(app_client, user, ("priority", priority))
+    assert {t["id"] for t in listed} == {t["id"] for t in mixed if t["priority"] == priority}
+    assert listed
+
+
+def test_tag_filter_is_case_insensitive_and_every_tag_must_be_present(
+    app_client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
+    def having(*tags: str) -> set[str]:
+        return {
+            t["id"] for t in mixed if all(x.casefold() in [y.casefold() for y in t["tags"]] for x in tags)
+        }
+
+    assert {t["id"] for t in _all(app_client, user, ("tag", "work"))} == having("work") != set()
+    assert {t["id"] for t in _all(app_client, user, ("tag", "WORK"))} == having("work")
+    both = _all(app_client, user, ("tag", "Work"), ("tag", "home"))
+    assert {t["id"] for t in both} == having("work", "home") != set()
+    assert _all(app_client, user, ("tag", "nope")) == []
+    assert _all(app_client, user, ("tag", "work"), ("tag", "nope")) == []
+
+
+def test_tag_filter_matches_whole_tags_only(app_client: httpx.Client, user: str) -> None:
+    task = create_task(app_client, user, tags=["homework"])
+    assert _all(app_client, user, ("tag", "home")) == []
+    assert [t["id"] for t in _all(app_client, user, ("tag", "HomeWork"))] == [task["id"]]
+    assert [t["id"] for t in _all(app_client, user, ("tag", " homework "))] == [task["id"]]
+
+
+def test_due_filters_min_inclusive_max_exclusive(
+    app_client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
+    low, high = _at(0), _at(3)
+
+    def between(lo: str | None, hi: str | None) -> set[str]:
+        out = set()
+        for t in mixed:
+            if t["due_at"] is None:
+                continue
+            due = datetime.fromisoformat(t["due_at"])
+            if (lo is None or due >= datetime.fromisoformat(lo)) and (
+                hi is None or due < datetime.fromisoformat(hi)
+            ):
+                out.add(t["id"])
+        return out
+
+    assert {t["id"] for t in _all(app_client, user, ("due_min", low))} == between(low, None)
+    assert {t["id"] for t in _all(app_client, user, ("due_max", high))} == between(None, high)
+    got = {t["id"] for t in _all(app_client, user, ("due_min", low), ("due_max", high))}
+    assert got == between(low, high)
+    # Exactly at due_min is in; exactly at due_max is out.
+    at_low = {t["id"] for t in mixed if t["due_at"] == low}
+    assert at_low
+    assert at_low <= got
+    assert not at_low & {t["id"] for t in _all(app_client, user, ("due_max", low))}
+
+
+def test_due_filters_honour_offsets(app_client: httpx.Client, user: str) -> None:
+    task = create_task(app_client, user, due_at="2026-12-01T09:00:00Z")
+    assert [t["id"] for t in _all(app_client, user, ("due_min", "2026-12-01T10:00:00+01:00"))] == [task["id"]]
+    assert _all(app_client, user, ("due_min", "2026-12-01T10:00:01+01:00")) == []
+    assert _all(app_client, user, ("due_max", "2026-12-01T04:00:00-05:00")) == []
+
+
+def test_tasks_without_due_at_never_match_a_due_filter(app_client: httpx.Client, user: str) -> None:
+    create_task(app_client, user)
+    assert _all(app_client, user, ("due_min", "1000-01-01T00:00:00Z")) == []
+    assert _all(app_client, user, ("due_max", "9998-01-01T00:00:00Z")) == []
+
+
+def test_filters_combine_with_each_other_and_v1_filters(
+    app_client: httpx.Client, user: str, mixed: list[dict]
+) -> None:
+    params = [
+        ("priority", "high"),
+        ("tag", "home"),
+        ("completed", "false"),
+        ("due_min", _at(-5)),
+        ("sort", "due_at"),
+    ]
+    listed = _all(app_client, user, *params)
+    expected = [
+        t for t in mixed if t["priority"] == "high" and "home" in t["tags"] and t["due_at"] is not None
+    ]
+    assert {t["id"] for t in listed} == {t["id"] for t in expected}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ([("priority", "urgent")], "priority"),
+        ([("priority", "HIGH")], "priority"),
+        ([("priority", "")], "priority"),
+        ([("priority", "low"), ("priority", "high")], "priority"),
+        ([("tag", "")], "tag"),
+        ([("tag", "   ")], "tag"),
+        ([("tag", "x" * 33)], "tag"),
+        ([("tag", "a\x00")], "tag"),
+        ([("tag", f"t{i}") for i in range(21)], "tag"),
+        ([("due_min", "2026-12-01T09:00:00")], "due_min"),
+        ([("due_min", "2026-12-01")], "due_min"),
+        ([("due_max", "soon")], "due_max"),
+        ([("due_max", "9999-12-31T23:59:59Z")], "due_max"),
+        ([("due_min", "0001-01-01T00:30:00+01:00")], "due_min"),
+        ([("due_max", "")], "due_max"),
+        ([("due_min", "2026-12-01T09:00:00Z"), ("due_min", "2026-12-02T09:00:00Z")], "due_min"),
+        ([("sort", "-position")], "sort"),
+        ([("sort", "due")], "sort"),
+        ([("sort", "+priority")], "sort"),
+    ],
+)
+def test_bad_new_parameters_are_422(app_client: httpx.Client, user: str, params: list, field: str) -> None:
+    assert _field(_list(app_client, user, params)) == field
+
+
+def _first_cursor(client: httpx.Client, user: str, params: list[tuple[str, str]]) -> str:
+    cursor = _list(client, user, [*params, ("limit", "1")]).json()["meta"]["next_cursor"]
+    assert cursor
+    return cursor
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ([("priority", "high")], [("priority", "low")]),
+        ([("priority", "high")], []),
+        ([("tag", "work")], [("tag", "home")]),
+        ([("tag", "work")], [("tag", "work"), ("tag", "home")]),
+        ([("due_min", _at(-5))], [("due_min", _at(-4))]),
+        ([("due_max", _at(50))], [("due_max", _at(51))]),
+        ([("due_max", _at(50))], [("due_min", _at(-5))]),
+        ([("sort", "due_at")], [("sort", "-due_at")]),
+        ([("sort", "priority")], [("sort", "-priority")]),
+        ([("sort", "position")], [("sort", "created_at")]),
+    ],
+)
+def test_a_cursor_is_bound_to_every_filter_and_the_sort(
+    app_client: httpx.Client, user: str, mixed: list[dict], first: list, then: list
+) -> None:
+    cursor = _first_cursor(app_client, user, first)
+    assert _field(_list(app_client, user, [*then, ("cursor", cursor)])) == "cursor"
+    assert _list(app_client, user, [*first, ("cursor", cursor)]).status_code == 200
+
+
+def test_equivalent_tag_filters_share_cursors(app_client: httpx.Client, user: str, mixed: list[dict]) -> None:
+    cursor = _first_cursor(app_client, user, [("tag", "x"), ("tag", "home")])
+    assert _list(app_client, user, [("tag", "HOME"), ("tag", "x"), ("cursor", cursor)]).status_code == 200
+
+
+@pytest.mark.parametrize("sort", NEW_SORTS)
+def test_each_new_sort_pages_every_task_exactly_once_while_another_client_writes(
+    server: LiveServer, sort: str
+) -> None:
+    rng = random.Random(sort)
+
+    def body() -> dict[str, object]:
+        due = {"due_at": _at(rng.randrange(-20, 20))} if rng.random() < 0.7 else {}
+        return {"title": "t", "priority": rng.choice(PRIORITIES), **due}
+
+    walk_under_churn(
+        server, body, lambda me: me.pages([("sort", sort), ("limit", "6")]), tasks=80, doomed=15, seed=sort
+    )
+
+
+@pytest.fixture(scope="module")
+def big_database_with_every_field(pg_admin_url: str) -> Database:
+    """10,000 tasks of one user among 100,000 of ten others, with every new field spread out."""
+    url = asyncio.run(create_database(pg_admin_url, "explain_v2"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+    db.query("""INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 10) g""")
+    db.query(
+        """INSERT INTO tasks (user_id, id, title, created_at, updated_at, due_at, priority, tags, tag_keys, position)
+           SELECT CASE WHEN g <= 10000 THEN 'user-0' ELSE 'user-' || (g % 10 + 1) END,
+                  gen_random_uuid(), 'task ' || g,
+                  now() - (g / 3) * interval '1 second', now() - g * interval '1 second',
+                  CASE WHEN g % 4 <> 0 THEN now() + (g % 1000) * interval '1 hour' END,
+                  (ARRAY['none', 'low', 'medium', 'high'])[g % 4 + 1]::task_priority,
+                  ARRAY['tag' || (g % 7)], ARRAY['tag' || (g % 7)],
+                  lpad(to_hex(g + 140737488355328), 12, '0')
+           FROM generate_series(1, 110000) g"""
+    )
+    db.query("ANALYZE tasks")
+    return db
+
+
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        ("due_at", "tasks_user_due_idx"),
+        ("-due_at", "tasks_user_due_desc_idx"),
+        ("priority", "tasks_user_priority_idx"),
+        ("-priority", "tasks_user_priority_idx"),
+        ("position", "tasks_user_position_key"),
+    ],
+)
+@pytest.mark.parametrize("after", ["first-page", "after-a-due-task", "after-a-task-without-due"])
+def test_each_new_sort_is_an_index_scan_without_a_sort_step(
+    big_database_with_every_field: Database, sort: str, index: str, after: str
+) -> None:
+    """10,000 tasks of one user among 110,000: each new sort reads its index in order, first page or next."""
+    query = list_query(sort, (), after != "first-page")
+    values: dict[str, object] = {"user_id": "user-0", "limit": 51}
+    if after != "first-page":
+        due = "IS NOT NULL" if after == "after-a-due-task" else "IS NULL"
+        row = big_database_with_every_field.query(
+            f"SELECT {', '.join(READ_COLUMNS_SQL)} FROM tasks WHERE user_id = 'user-0' AND due_at {due} LIMIT 1"  # noqa: S608
+        )[0]
+        task = TaskRead(*row)
+        values.update(SORTS[sort].after_values(SORTS[sort].position(task)))
+    plan = "\n".join(
+        r[0] for r in big_database_with_every_field.query(f"EXPLAIN {query.sql}", *query.args(values))
+    )
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan, plan
+    assert index in plan, plan
+
+
+@pytest.mark.parametrize("sort", NEW_SORTS)
+def test_each_new_sort_pages_the_big_user_exactly_like_one_query(
+    big_database_with_every_field: Database, sort: str
+) -> None:
+    """Keyset pages over the EXPLAIN data (nulls, ties) give exactly the rows of one ordered query."""
+    import asyncpg
+
+    from service.tasks.listing import Page
+
+    async def walk() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        conn = await asyncpg.connect(asyncpg_dsn(big_database_with_every_field.url))
+        try:
+            seen: list[uuid.UUID] = []
+            position = None
+            while True:
+                query = list_query(sort, (), position is not None)
+                values: dict[str, object] = {"user_id": "user-0", "limit": 1001}
+                if position is not None:
+                    values.update(SORTS[sort].after_values(position))
+                rows = await conn.fetch(query.sql, *query.args(values))
+                items = [TaskRead(*r) for r in rows[:1000]]
+                page = Page(items, SORTS[sort].position(items[-1]) if len(rows) > 1000 else None)
+                seen += [t.id for t in page.items]
+                if page.next is None:
+                    break
+                position = page.next
+            whole = list_query(sort, (), False)
+            everything = await conn.fetch(whole.sql, *whole.args({"user_id": "user-0", "limit": 100_000}))
+            return seen, [r["id"] for r in everything]
+        finally:
+            await conn.close()
+
+    seen, everything = asyncio.run(walk())
+    assert len(seen) == 10_000
+    assert seen == everything
