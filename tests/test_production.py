@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -26,6 +25,8 @@ from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.middleware.cors import CorsMiddleware
 from tests.support.assertions import assert_statement_timeout
+from tests.support.clients import preflight
+from tests.support.metrics import metric_samples
 from tests.support.pg_cluster import PgCluster, system_bin_dir
 from tests.support.pg_cluster import pgbouncer as bouncer
 from tests.support.postgres import Database, create_database
@@ -67,7 +68,7 @@ def test_one_json_line_per_request_without_secrets(database: Database, tmp_path:
             headers={"Authorization": f"Bearer {make_token(user, secret='x' * 40)}"},
         )
         client.get(f"/api/{new_user()}/tasks/{task}", headers={"Authorization": f"Bearer {token}"})
-        _preflight(client, APP, f"/api/{user}/tasks/{task}/complete")
+        preflight(client, APP, f"/api/{user}/tasks/{task}/complete")
         client.get("/nowhere", headers={"Authorization": f"Bearer {token}"})
     lines = _access_lines(log_path)
     assert len(lines) == 7
@@ -128,20 +129,9 @@ def cors_server(make_server: Callable[..., LiveServer]) -> LiveServer:
     return make_server(cors_origins=(APP, "http://localhost:3000"))
 
 
-def _preflight(client: httpx.Client, origin: str, path: str) -> httpx.Response:
-    return client.options(
-        path,
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": "PATCH",
-            "Access-Control-Request-Headers": "authorization, content-type, if-match",
-        },
-    )
-
-
 def test_preflight_from_the_frontend_needs_no_token(cors_server: LiveServer) -> None:
     with cors_server.client() as client:
-        response = _preflight(client, APP, "/api/u1/tasks/00000000-0000-7000-8000-000000000000")
+        response = preflight(client, APP, "/api/u1/tasks/00000000-0000-7000-8000-000000000000")
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == APP
     assert response.headers["access-control-allow-credentials"] == "true"
@@ -154,14 +144,14 @@ def test_preflight_from_the_frontend_needs_no_token(cors_server: LiveServer) -> 
 
 def test_preflight_from_another_origin_gets_no_cors_headers_and_no_401(cors_server: LiveServer) -> None:
     with cors_server.client() as client:
-        response = _preflight(client, "https://evil.example", "/api/u1/tasks")
+        response = preflight(client, "https://evil.example", "/api/u1/tasks")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "FORBIDDEN"
     assert not [h for h in response.headers if h.startswith("access-control-")]
 
 
 def test_preflight_without_cors_configured_is_refused_never_401(client: httpx.Client) -> None:
-    response = _preflight(client, APP, "/api/u1/tasks")
+    response = preflight(client, APP, "/api/u1/tasks")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "FORBIDDEN"
     assert not [h for h in response.headers if h.startswith("access-control-")]
@@ -262,7 +252,7 @@ def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) 
         )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    samples = _samples(response.text)
+    samples = metric_samples(response.text)
     tasks = "/api/{user_id}/tasks"
     assert samples[("http_requests_total", (("method", "POST"), ("route", tasks), ("status", "201")))] == 1
     assert samples[("http_requests_total", (("method", "GET"), ("route", tasks), ("status", "401")))] == 1
@@ -270,15 +260,6 @@ def test_metrics_behind_their_own_token(make_server: Callable[..., LiveServer]) 
     assert samples[("db_pool_max_connections", ())] == 20
     assert ("db_pool_connections", (("state", "idle"),)) in samples
     assert user not in response.text
-
-
-def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Each sample of a Prometheus text exposition by name and sorted labels."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
 
 
 def test_metrics_sum_every_worker(database: Database, tmp_path: Path) -> None:
@@ -296,7 +277,7 @@ def test_metrics_sum_every_worker(database: Database, tmp_path: Path) -> None:
     try:
         # Both workers are up once both pools are in the sum (each adds its 3 at start).
         deadline = time.monotonic() + 30
-        while _samples(httpx.get(f"{base}/metrics").text).get(max_connections) != 6:
+        while metric_samples(httpx.get(f"{base}/metrics").text).get(max_connections) != 6:
             assert time.monotonic() < deadline, "the second worker never reported its pool"
             time.sleep(0.1)
         user = new_user()
@@ -306,7 +287,7 @@ def test_metrics_sum_every_worker(database: Database, tmp_path: Path) -> None:
             "http_requests_total",
             (("method", "GET"), ("route", "/api/{user_id}/tasks"), ("status", "200")),
         )
-        scrapes = [_samples(httpx.get(f"{base}/metrics").text) for _ in range(6)]
+        scrapes = [metric_samples(httpx.get(f"{base}/metrics").text) for _ in range(6)]
         assert [scrape[key] for scrape in scrapes] == [30] * 6
         assert all(scrape[max_connections] == 6 for scrape in scrapes)
     finally:

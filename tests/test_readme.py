@@ -14,60 +14,27 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.web.errors import error_codes
+from tests.support.readme import README, ROOT, marked_blocks, venv_python
 from tests.support.servers import start_service
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
 DOCS = [README, ROOT / "docs" / "API.md"]
-_BLOCK = re.compile(
-    r"<!-- test: (?P<kind>[a-z]+)(?: if (?P<method>[A-Z]+) (?P<path>\S+))? -->\n"
-    r"```bash\n(?P<code>.*?)```\n(?:\s*```text\n(?P<output>.*?)```\n)?",
-    re.DOTALL,
-)
-
-
-@dataclass(frozen=True)
-class Block:
-    kind: str
-    code: str
-    output: str | None
-    needs: tuple[str, str] | None
-
-
-def _blocks(kind: str) -> list[Block]:
-    found = []
-    for m in _BLOCK.finditer(README.read_text("utf-8")):
-        if m["kind"] == kind:
-            needs = (m["method"].lower(), m["path"]) if m["method"] else None
-            found.append(Block(m["kind"], m["code"], m["output"], needs))
-    return found
-
-
-def _venv_python() -> Path:
-    """The README says `.venv/bin/python`: run it only when that is the interpreter under test."""
-    python = ROOT / ".venv" / "bin" / "python"
-    if not python.exists() or Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
-        pytest.skip("the README's commands use ./.venv, which is not the environment running the tests")
-    return python
 
 
 def test_every_marker_is_understood() -> None:
     markers = re.findall(r"<!-- test: [^>]*-->", README.read_text("utf-8"))
-    parsed = sum(len(_blocks(kind)) for kind in ("run", "help", "ci", "serve"))
+    parsed = sum(len(marked_blocks(kind)) for kind in ("run", "help", "ci", "serve"))
     assert len(markers) == parsed
-    assert len(_blocks("run")) >= 4 and all(b.output is not None for b in _blocks("run"))
+    assert len(marked_blocks("run")) >= 4 and all(b.output is not None for b in marked_blocks("run"))
 
 
 def test_ci_runs_the_readme_second_command() -> None:
-    (block,) = _blocks("ci")
+    (block,) = marked_blocks("ci")
     command = block.code.strip()
     ci_run = (ROOT / ".ci" / "run").read_text("utf-8")
     assert command in ci_run.splitlines()
@@ -75,15 +42,15 @@ def test_ci_runs_the_readme_second_command() -> None:
 
 
 def test_the_first_command_installs_the_lock_and_serves_locally() -> None:
-    (block,) = _blocks("serve")
+    (block,) = marked_blocks("serve")
     install, _, serve = block.code.strip().rpartition(" && ")
     assert serve == ".venv/bin/python -m service"
     assert install == "python3 -m venv .venv && .venv/bin/pip install -c requirements-dev.txt -e '.[local]'"
 
 
 def test_help_commands_parse(tmp_path: Path) -> None:
-    _venv_python()
-    for block in _blocks("help"):
+    venv_python()
+    for block in marked_blocks("help"):
         result = subprocess.run(
             ["bash", "-c", block.code.strip() + " --help"],
             cwd=ROOT,
@@ -96,7 +63,7 @@ def test_help_commands_parse(tmp_path: Path) -> None:
 
 
 def test_the_frontend_round_runs_as_written(tmp_path: Path) -> None:
-    _venv_python()
+    venv_python()
     for tool in ("curl", "jq"):
         if shutil.which(tool) is None:
             pytest.skip(f"the README's round uses {tool}, which is not installed")
@@ -106,7 +73,7 @@ def test_the_frontend_round_runs_as_written(tmp_path: Path) -> None:
     try:
         document = httpx.get(f"{base}/openapi.json").json()
         operations = {(m, p) for p, methods in document["paths"].items() for m in methods}
-        blocks = [b for b in _blocks("run") if b.needs is None or b.needs in operations]
+        blocks = [b for b in marked_blocks("run") if b.needs is None or b.needs in operations]
         script = ["set -euo pipefail"]
         for number, block in enumerate(blocks):
             script += [f"echo '@@ block {number}'", block.code]

@@ -1,12 +1,16 @@
-"""Test helpers, one module per job; every name is re-exported here, so `from tests.support import X` works.
+"""Test helpers, one module per job. The names the single support.py had are re-exported here, so
+`from tests.support import X` keeps working; the other helpers are imported from their modules.
 
 - tokens: the shared secret, signed tokens, new user ids, a clock tests move
 - postgres: the PostgreSQL the suite runs on, fresh migrated databases, a row held locked
 - servers: the app on a live uvicorn server, in-process, or as `python -m service`
 - assertions: an error in the envelope, a refused field, a statement past its timeout
-- clients: one user's view of the API, bursts, walks under churn, racing workers
+- clients: one user's view of the API, bursts, walks under churn, racing workers, a CORS preflight
+- raw_http: HTTP over a raw socket, for request heads that arrive in pieces or never end
+- metrics: a Prometheus exposition read back into its samples
+- readme: the README's blocks marked for testing
 - pg_cluster: a PostgreSQL of a test's own, to stop and start, and PgBouncer before it
-- sse: a reader for the event stream
+- sse: a reader for the event stream, and writes that a stream should announce
 - jwks_server: a stand-in JWKS endpoint, and tokens forged against public keys
 - better_auth: the real Better Auth under Node
 """

@@ -142,3 +142,15 @@ def run_together(workers: Sequence[Callable[[], object]]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def preflight(client: httpx.Client, origin: str, path: str) -> httpx.Response:
+    """The CORS preflight a browser sends before a PATCH with a token, a JSON body and If-Match."""
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, content-type, if-match",
+        },
+    )

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from service.sync.tokens import SyncTokens
-from tests.support.tokens import SECRET, make_token
+from tests.support.tokens import SECRET, auth, make_token
 
 
 @dataclass
@@ -88,3 +88,16 @@ async def open_stream(
 
 def json_body(response: httpx.Response) -> Any:
     return json.loads(response.content)
+
+
+async def write_task(client: httpx.AsyncClient, user: str, title: str = "task") -> dict[str, str]:
+    """Create a task for `user` over an async client; fails the test unless the answer is 201."""
+    response = await client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    data: dict[str, str] = response.json()["data"]
+    return data
+
+
+def stream_client(base_url: str) -> httpx.AsyncClient:
+    """An async client for `base_url` that waits as long as a stream's tests may."""
+    return httpx.AsyncClient(base_url=base_url, timeout=30)

@@ -11,34 +11,22 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.pg_cluster import PgCluster, pgbouncer
 from tests.support.postgres import Database
 from tests.support.servers import LiveServer, start_service
-from tests.support.sse import EventStream, json_body, open_stream, seq
+from tests.support.sse import EventStream, json_body, open_stream, seq, stream_client, write_task
 from tests.support.tokens import SECRET, auth, make_token, new_user
 
 APP = "https://app.example.com"
-
-
-async def _write(client: httpx.AsyncClient, user: str, title: str = "task") -> dict[str, str]:
-    response = await client.post(f"/api/{user}/tasks", json={"title": title}, headers=auth(user))
-    assert response.status_code == 201, response.text
-    data: dict[str, str] = response.json()["data"]
-    return data
-
-
-def _client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=30)
 
 
 def test_ready_then_changed_after_a_write_and_none_for_other_users(server: LiveServer) -> None:
     user, other = new_user(), new_user()
 
     async def run() -> float:
-        async with _client(server.base_url) as client, open_stream(client, user) as stream:
+        async with stream_client(server.base_url) as client, open_stream(client, user) as stream:
             assert stream.response.status_code == 200
             assert stream.response.headers["content-type"].startswith("text/event-stream")
             assert stream.response.headers["cache-control"] == "no-store"
@@ -49,9 +37,9 @@ def test_ready_then_changed_after_a_write_and_none_for_other_users(server: LiveS
             assert ready.id is None
             assert seq(user, ready.since) == 0
             for i in range(3):
-                await _write(client, other, f"not yours {i}")
+                await write_task(client, other, f"not yours {i}")
             started = time.perf_counter()
-            await _write(client, user)
+            await write_task(client, user)
             changed = await stream.next()
             latency = time.perf_counter() - started
             # The first event after `ready` is about this user's write, not the other user's three.
@@ -69,9 +57,9 @@ def test_a_burst_of_writes_is_announced_and_the_token_reads_the_changes(server: 
     user = new_user()
 
     async def run() -> None:
-        async with _client(server.base_url) as client, open_stream(client, user) as stream:
+        async with stream_client(server.base_url) as client, open_stream(client, user) as stream:
             ready = await stream.until("ready")
-            made = await asyncio.gather(*(_write(client, user, f"burst {i}") for i in range(10)))
+            made = await asyncio.gather(*(write_task(client, user, f"burst {i}") for i in range(10)))
             last = 0
             while last < 10:  # coalesced into one or a few events, in increasing order
                 event = await stream.until("changed")
@@ -92,12 +80,12 @@ def test_reconnecting_with_last_event_id(server: LiveServer) -> None:
     user = new_user()
 
     async def run() -> None:
-        async with _client(server.base_url) as client:
+        async with stream_client(server.base_url) as client:
             async with open_stream(client, user) as stream:
                 await stream.until("ready")
-                await _write(client, user)
+                await write_task(client, user)
                 seen = await stream.until("changed")
-            await _write(client, user, "while away")
+            await write_task(client, user, "while away")
             async with open_stream(client, user, last_event_id=seen.id) as stream:
                 await stream.until("ready")
                 missed = await stream.next()  # at once: no write needed to trigger it
@@ -107,7 +95,7 @@ def test_reconnecting_with_last_event_id(server: LiveServer) -> None:
             # Up to date: no `changed` until something really changes.
             async with open_stream(client, user, last_event_id=missed.id) as stream:
                 await stream.until("ready")
-                await _write(client, user, "new")
+                await write_task(client, user, "new")
                 assert seq(user, (await stream.until("changed")).since) == 3
             # Another user's id, or garbage: treated as unknown, so the client is told to resync.
             stranger = new_user()
@@ -124,7 +112,7 @@ def test_the_sixth_stream_is_429_and_a_closed_one_frees_its_slot(server: LiveSer
     user = new_user()
 
     async def run() -> None:
-        async with _client(server.base_url) as client:
+        async with stream_client(server.base_url) as client:
             streams = [open_stream(client, user) for _ in range(5)]
             opened = [await s.__aenter__() for s in streams]
             for stream in opened:
@@ -157,7 +145,7 @@ def test_the_stream_ends_with_expired_when_the_token_does(server: LiveServer) ->
     user = new_user()
 
     async def run() -> None:
-        async with _client(server.base_url) as client, open_stream(client, user, ttl=1) as stream:
+        async with stream_client(server.base_url) as client, open_stream(client, user, ttl=1) as stream:
             await stream.until("ready")
             expired = await stream.until("expired", wait=15)
             assert expired.data == "{}"
@@ -176,13 +164,13 @@ def test_pings_come_as_comment_lines_and_every_write_between_them_is_announced(
     user = new_user()
 
     async def run() -> None:
-        async with _client(live.base_url) as client, open_stream(client, user) as stream:
+        async with stream_client(live.base_url) as client, open_stream(client, user) as stream:
             await stream.until("ready")
             ping = await stream.next(pings=True)
             assert ping is not None
             assert ping.comments == ["ping"]
             for i in range(1, 31):
-                await _write(client, user, f"write {i}")
+                await write_task(client, user, f"write {i}")
                 assert seq(user, (await stream.until("changed")).since) == i
 
     asyncio.run(run())
@@ -214,12 +202,12 @@ def test_a_write_through_one_process_is_announced_by_another(
 
         async def run() -> None:
             async with (
-                _client(base) as elsewhere,
-                _client(server.base_url) as here,
+                stream_client(base) as elsewhere,
+                stream_client(server.base_url) as here,
                 open_stream(elsewhere, user) as stream,
             ):
                 await stream.until("ready")
-                await _write(here, user)
+                await write_task(here, user)
                 assert seq(user, (await stream.until("changed")).since) == 1
 
         asyncio.run(run())
@@ -236,7 +224,7 @@ def test_sigterm_ends_open_streams_and_exits_promptly(database: Database, tmp_pa
     try:
 
         async def run() -> float:
-            async with _client(base) as client:
+            async with stream_client(base) as client:
                 streams = [open_stream(client, user) for _ in range(3)]
                 opened: list[EventStream] = [await s.__aenter__() for s in streams]
                 for stream in opened:
@@ -269,10 +257,10 @@ def test_a_database_restart_ends_streams_and_the_listener_comes_back(
     user = new_user()
 
     async def run() -> None:
-        async with _client(live.base_url) as client:
+        async with stream_client(live.base_url) as client:
             async with open_stream(client, user) as stream:
                 await stream.until("ready")
-                await _write(client, user, "before")
+                await write_task(client, user, "before")
                 before = await stream.until("changed")
                 await asyncio.to_thread(cluster.stop)
                 try:
@@ -286,7 +274,7 @@ def test_a_database_restart_ends_streams_and_the_listener_comes_back(
                 async with open_stream(client, user, last_event_id=before.id) as stream:
                     if stream.response.status_code == 200:
                         await stream.until("ready")
-                        await _write(client, user, "after")
+                        await write_task(client, user, "after")
                         assert seq(user, (await stream.until("changed")).since) == 2
                         break
                     assert stream.response.status_code == 503
@@ -305,10 +293,10 @@ def test_behind_pgbouncer_notifications_come_through_database_listen_url(
         user = new_user()
 
         async def run() -> None:
-            async with _client(live.base_url) as client, open_stream(client, user) as stream:
+            async with stream_client(live.base_url) as client, open_stream(client, user) as stream:
                 await stream.until("ready")
                 for i in range(1, 4):
-                    await _write(client, user, f"via pgbouncer {i}")
+                    await write_task(client, user, f"via pgbouncer {i}")
                     assert seq(user, (await stream.until("changed")).since) == i
                 body = (await client.get(f"/api/{user}/tasks/changes", headers=auth(user))).json()
                 assert body["meta"]["count"] == 3
@@ -324,7 +312,7 @@ def test_open_streams_do_not_use_up_the_users_requests_in_flight(
     user = new_user()
 
     async def run() -> None:
-        async with _client(live.base_url) as client:
+        async with stream_client(live.base_url) as client:
             streams = [open_stream(client, user) for _ in range(3)]
             for stream in [await s.__aenter__() for s in streams]:
                 assert stream.response.status_code == 200
