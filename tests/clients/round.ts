@@ -1,7 +1,7 @@
 // A frontend's round through the Todo API, typed from the live OpenAPI document:
 //   npx openapi-typescript http://127.0.0.1:8000/openapi.json --default-non-nullable false -o schema.d.ts
 // (the flag keeps fields that have a default, such as `description`, optional in request bodies)
-// tests/test_typed_client.py generates the types, compiles this with `tsc --strict` and runs it
+// tests/system/test_typed_client.py generates the types, compiles this with `tsc --strict` and runs it
 // against a live server (API_URL, USER_ID, TOKEN); it prints what each step saw as one JSON line.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";

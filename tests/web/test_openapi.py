@@ -20,6 +20,7 @@ from service.openapi.document import route_operations
 from service.ops import docs, health
 from service.sync import changes, events
 from service.tasks import routes as tasks
+from service.web.errors import error_codes
 from tests.support.servers import LiveServer, settings_for
 from tests.support.tokens import auth, make_token, new_user
 
@@ -285,3 +286,10 @@ def test_stateful_links(server: LiveServer) -> None:
             max_examples=15, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
         )
     )
+
+
+def test_error_code_is_a_closed_enum(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    code = document["components"]["schemas"]["ErrorBody"]["properties"]["code"]
+    assert code["enum"] == error_codes()
+    assert {"QUOTA_EXCEEDED", "SYNC_EXPIRED", "TOO_MANY_STREAMS", "TOO_MANY_REQUESTS"} <= set(code["enum"])

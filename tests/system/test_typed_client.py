@@ -12,14 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
-from service.web.errors import error_codes
 from tests.support.servers import LiveServer
 from tests.support.tokens import make_token, new_user
 
-CLIENTS = Path(__file__).resolve().parent / "clients"
+CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 
 
 def _run(*command: str, env: dict[str, str] | None = None) -> str:
@@ -36,13 +34,6 @@ def npm_packages() -> None:
         pytest.skip("node and npm are needed for the TypeScript client test")
     if not (CLIENTS / "node_modules" / "openapi-fetch").is_dir():
         _run("npm", "ci", "--no-audit", "--no-fund")
-
-
-def test_error_code_is_a_closed_enum(client: httpx.Client) -> None:
-    document = client.get("/openapi.json").json()
-    code = document["components"]["schemas"]["ErrorBody"]["properties"]["code"]
-    assert code["enum"] == error_codes()
-    assert {"QUOTA_EXCEEDED", "SYNC_EXPIRED", "TOO_MANY_STREAMS", "TOO_MANY_REQUESTS"} <= set(code["enum"])
 
 
 def test_openapi_fetch_runs_a_frontend_round(npm_packages: None, server: LiveServer) -> None:
