@@ -1,6 +1,7 @@
 """CONTRACT §10, issue 10: the request head is bounded while it is read, in size, time and connections.
 
-These speak HTTP over raw sockets, so a head can arrive in pieces, slowly, or never end.
+Most speak HTTP over raw sockets, so a head can arrive in pieces, slowly, or never end; the last
+ones send an oversized URL or headers as any HTTP client would.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from service.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
@@ -163,3 +165,19 @@ def test_python_m_service_serves_with_the_same_protocol(database: Database) -> N
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+# --- the limits as an HTTP client meets them ----------------------------------------------------
+
+
+def test_url_over_8_kib_is_414(client: httpx.Client, user: str) -> None:
+    response = client.get(f"/api/{user}/tasks?q={'x' * 9000}", headers=auth(user))
+    assert response.status_code == 414
+    assert response.json()["error"]["code"] == "URI_TOO_LONG"
+
+
+def test_headers_over_32_kib_are_431(client: httpx.Client, user: str) -> None:
+    headers = {**auth(user), **{f"X-Pad-{i}": "p" * 1000 for i in range(40)}}
+    response = client.get(f"/api/{user}/tasks", headers=headers)
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "HEADERS_TOO_LARGE"
