@@ -1,15 +1,16 @@
-"""Configuration and the command line: loud failures, the token command, and the embedded database."""
+"""`python -m service` and its commands: loud one-line refusals, `migrate`, and the `token` command."""
 
 from __future__ import annotations
 
-import signal
-import stat
+import asyncio
+import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.servers import run_cli, start_service
+from tests.support.postgres import create_database
+from tests.support.servers import run_cli
 from tests.support.tokens import SECRET
 
 GOOD = {"BETTER_AUTH_SECRET": SECRET}
@@ -65,34 +66,24 @@ def test_token_before_the_first_start_says_what_to_do(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing written where initdb will want an empty folder
 
 
-def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
-    """The README's first command: no DATABASE_URL and no secret, so pgserver starts, migrations
-    run, a development secret is made in the data folder, and `token` signs with the same one."""
-    env = {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
-    proc, base = start_service(env)
-    try:
-        result = run_cli(["token", "embedded-user"], env)
-        assert result.returncode == 0, result.stderr
-        token = result.stdout.strip()
-        headers = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(f"{base}/api/embedded-user/tasks", json={"title": "hello"}, headers=headers)
-        assert created.status_code == 201
-        listing = httpx.get(f"{base}/api/embedded-user/tasks", headers=headers)
-        assert [t["title"] for t in listing.json()["data"]] == ["hello"]
-        assert (tmp_path / "data" / "PG_VERSION").exists()
-        secret_file = tmp_path / "data" / "dev-secret"
-        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-        assert len(secret_file.read_text().strip()) >= 32
-        # Another data folder means another secret: the token is worthless elsewhere.
-        elsewhere = run_cli(["token", "embedded-user"], {**env, "BETTER_AUTH_SECRET": SECRET}).stdout.strip()
-        assert (
-            httpx.get(
-                f"{base}/api/embedded-user/tasks", headers={"Authorization": f"Bearer {elsewhere}"}
-            ).status_code
-            == 401
-        )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    # The embedded PostgreSQL stops with the service instead of lingering.
-    assert not (tmp_path / "data" / "postmaster.pid").exists()
+def test_migrate_needs_no_token_secret(pg_admin_url: str) -> None:
+    url = asyncio.run(create_database(pg_admin_url, f"bare_{secrets.token_hex(4)}"))
+    result = run_cli(["migrate"], {"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "migrations applied: 001_" in result.stderr
+    again = run_cli(["migrate"], {"DATABASE_URL": url})
+    assert again.stderr.strip() == "migrations applied: none (up to date)"
+
+
+def test_without_the_embedded_database_the_start_says_what_to_install(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "pgserver"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('pgserver is not installed')\n")
+    env = {"BETTER_AUTH_SECRET": SECRET, "DATA_DIR": str(tmp_path / "data")}
+    for command in ([], ["migrate"]):
+        result = run_cli(command, {**env, "PYTHONPATH": str(shadow.parent)})
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+            "run `pip install -e '.[local]'` for a local database, or set DATABASE_URL"
+        ]

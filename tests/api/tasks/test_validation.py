@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.assertions import assert_error, invalid_field
 from tests.support.clients import UserClient
+from tests.support.tokens import auth
 
 
 @pytest.fixture
@@ -253,3 +254,16 @@ def test_the_validation_matrix_runs_on_the_app_the_live_server_serves(
     assert live_me.task(created["id"]) == created
     assert invalid_field(live_me.request("POST", json={"title": " "})) == "title"
     _ = httpx  # the live client is an httpx.Client too
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "PUT"])
+def test_an_empty_title_reads_like_a_blank_one(client: httpx.Client, user: str, method: str) -> None:
+    path = f"/api/{user}/tasks"
+    if method != "POST":
+        created = client.post(path, json={"title": "original"}, headers=auth(user))
+        path += f"/{created.json()['data']['id']}"
+    answers = [client.request(method, path, json={"title": t}, headers=auth(user)) for t in ("", "  \t")]
+    assert [a.status_code for a in answers] == [422, 422]
+    empty, blank = (a.json()["error"]["details"] for a in answers)
+    assert empty == blank  # the same words, whichever rule the title's wording comes from
+    assert [d["field"] for d in empty] == ["title"]

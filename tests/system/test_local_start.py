@@ -1,0 +1,79 @@
+"""The README's first command, run for real: no DATABASE_URL and no secret, so the embedded PostgreSQL
+starts, the banner says where everything is, and `token` signs with the development secret."""
+
+from __future__ import annotations
+
+import signal
+import stat
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import run_cli, start_service
+from tests.support.tokens import SECRET
+
+
+def test_serve_on_the_embedded_database(tmp_path: Path) -> None:
+    """The README's first command: no DATABASE_URL and no secret, so pgserver starts, migrations
+    run, a development secret is made in the data folder, and `token` signs with the same one."""
+    env = {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    proc, base = start_service(env)
+    try:
+        result = run_cli(["token", "embedded-user"], env)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"{base}/api/embedded-user/tasks", json={"title": "hello"}, headers=headers)
+        assert created.status_code == 201
+        listing = httpx.get(f"{base}/api/embedded-user/tasks", headers=headers)
+        assert [t["title"] for t in listing.json()["data"]] == ["hello"]
+        assert (tmp_path / "data" / "PG_VERSION").exists()
+        secret_file = tmp_path / "data" / "dev-secret"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert len(secret_file.read_text().strip()) >= 32
+        # Another data folder means another secret: the token is worthless elsewhere.
+        elsewhere = run_cli(["token", "embedded-user"], {**env, "BETTER_AUTH_SECRET": SECRET}).stdout.strip()
+        assert (
+            httpx.get(
+                f"{base}/api/embedded-user/tasks", headers={"Authorization": f"Bearer {elsewhere}"}
+            ).status_code
+            == 401
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    # The embedded PostgreSQL stops with the service instead of lingering.
+    assert not (tmp_path / "data" / "postmaster.pid").exists()
+
+
+def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data), "HOME": str(tmp_path)}  # no secret: the development one is made
+    with tempfile.TemporaryFile() as output:
+        proc, base = start_service(env, output=output)
+        try:
+            root = httpx.get(f"{base}/", headers={"Host": "evil.example"})
+            # A relative pointer: the Host header is never echoed back into a redirect.
+            assert (root.status_code, root.headers["location"]) == (307, "/docs")
+            assert httpx.get(f"{base}/", follow_redirects=True).url.path == "/docs"
+            psql = run_cli(
+                ["psql", "-tAc", "SELECT count(*) FROM schema_migrations"], {"DATA_DIR": str(data)}
+            )
+            assert psql.returncode == 0, psql.stderr
+            assert int(psql.stdout.strip()) >= 2
+            # The banner's token command works as printed, with no secret typed.
+            token = run_cli(["token", "banner-user"], {"DATA_DIR": str(data)}).stdout.strip()
+            listing = httpx.get(f"{base}/api/banner-user/tasks", headers={"Authorization": f"Bearer {token}"})
+            assert listing.status_code == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        output.seek(0)
+        text = output.read().decode()
+    port = base.rsplit(":", 1)[1]
+    assert f"http://127.0.0.1:{port}/docs" in text
+    assert f"http://127.0.0.1:{port}/api/USER_ID/tasks" in text
+    assert "-m service token USER_ID" in text
+    assert str(data.resolve()) in text
+    assert "RuntimeDirWarning" not in text and "Traceback" not in text
