@@ -1,7 +1,9 @@
-"""SIGTERM to `python -m service`: requests in flight finish, and no log line is lost."""
+"""SIGTERM to `python -m service`: requests in flight finish, no log line is lost, open event streams
+end and the process exits promptly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -12,6 +14,7 @@ import httpx
 
 from tests.support.postgres import Database
 from tests.support.servers import start_service
+from tests.support.sse import EventStream, open_stream, stream_client
 from tests.support.tokens import SECRET, auth, make_token, new_user
 
 
@@ -68,3 +71,37 @@ def test_access_lines_reach_stdout_beside_the_other_records_and_survive_sigterm(
     ]
     assert logged == ids
     assert any(r["logger"].startswith("uvicorn") for r in records)
+
+
+def test_sigterm_ends_open_streams_and_exits_promptly(database: Database, tmp_path: Path) -> None:
+    proc, base = start_service(
+        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
+    )
+    user = new_user()
+    try:
+
+        async def run() -> float:
+            async with stream_client(base) as client:
+                streams = [open_stream(client, user) for _ in range(3)]
+                opened: list[EventStream] = [await s.__aenter__() for s in streams]
+                for stream in opened:
+                    await stream.until("ready")
+                started = time.perf_counter()
+                proc.send_signal(signal.SIGTERM)
+                for stream in opened:
+                    while await stream.next(wait=20) is not None:
+                        pass
+                code = await asyncio.to_thread(proc.wait, 30)
+                assert code == 0
+                for s in streams:
+                    await s.__aexit__(None, None, None)
+                return time.perf_counter() - started
+
+        took = asyncio.run(run())
+        print(f"SIGTERM with 3 open streams -> exit: {took:.2f} s")
+        # uvicorn would wait up to 25 s for open responses; the streams must not hold it that long.
+        assert took < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,8 +1,11 @@
-"""`python -m service` as deployed, in processes of its own: several workers answer as one service."""
+"""`python -m service` as deployed, in processes of its own: several workers answer as one service,
+another process announces a write, and the workers serve with the same HTTP protocol and limits."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -10,7 +13,15 @@ import httpx
 
 from tests.support.metrics import metric_samples
 from tests.support.postgres import Database
-from tests.support.servers import start_service
+from tests.support.raw_http import (
+    PIECE,
+    PLANNED,
+    assert_enveloped_refusal,
+    read_until_closed,
+    send_until_answered,
+)
+from tests.support.servers import LiveServer, start_service
+from tests.support.sse import open_stream, seq, stream_client, write_task
 from tests.support.tokens import SECRET, auth, new_user
 
 
@@ -42,6 +53,48 @@ def test_metrics_sum_every_worker(database: Database, tmp_path: Path) -> None:
         scrapes = [metric_samples(httpx.get(f"{base}/metrics").text) for _ in range(6)]
         assert [scrape[key] for scrape in scrapes] == [30] * 6
         assert all(scrape[max_connections] == 6 for scrape in scrapes)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_a_write_through_one_process_is_announced_by_another(
+    server: LiveServer, database: Database, tmp_path: Path
+) -> None:
+    proc, base = start_service(
+        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
+    )
+    user = new_user()
+    try:
+
+        async def run() -> None:
+            async with (
+                stream_client(base) as elsewhere,
+                stream_client(server.base_url) as here,
+                open_stream(elsewhere, user) as stream,
+            ):
+                await stream.until("ready")
+                await write_task(here, user)
+                assert seq(user, (await stream.until("changed")).since) == 1
+
+        asyncio.run(run())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_python_m_service_serves_with_the_same_protocol(database: Database) -> None:
+    env = {"DATABASE_URL": database.url, "BETTER_AUTH_SECRET": SECRET, "HEAD_TIMEOUT_SECONDS": "0.3"}
+    proc, base = start_service(env)
+    try:
+        host, _, port = base.removeprefix("http://").partition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(PIECE // 1000))
+            sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", pad)
+            assert_enveloped_refusal(read_until_closed(sock), 431, "HEADERS_TOO_LARGE")
+        assert sent < PLANNED // 8
+        with socket.create_connection((host, int(port)), timeout=10) as idle:
+            assert read_until_closed(idle) == b""  # HEAD_TIMEOUT_SECONDS reached the workers
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -7,8 +7,6 @@ ones send an oversized URL or headers as any HTTP client would.
 from __future__ import annotations
 
 import select
-import signal
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +14,6 @@ import httpx
 import pytest
 
 from service.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
-from tests.support.postgres import Database
 from tests.support.raw_http import (
     PIECE,
     PLANNED,
@@ -26,8 +23,8 @@ from tests.support.raw_http import (
     read_until_closed,
     send_until_answered,
 )
-from tests.support.servers import LiveServer, start_service
-from tests.support.tokens import SECRET, auth, new_user
+from tests.support.servers import LiveServer
+from tests.support.tokens import auth, new_user
 
 
 @pytest.mark.parametrize(
@@ -148,23 +145,6 @@ def test_connections_past_the_limit_get_503_in_the_envelope(make_server: Callabl
     assert body["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert headers["retry-after"] == ["1"]
     assert headers["x-content-type-options"] == ["nosniff"]
-
-
-def test_python_m_service_serves_with_the_same_protocol(database: Database) -> None:
-    env = {"DATABASE_URL": database.url, "BETTER_AUTH_SECRET": SECRET, "HEAD_TIMEOUT_SECONDS": "0.3"}
-    proc, base = start_service(env)
-    try:
-        host, _, port = base.removeprefix("http://").partition(":")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(PIECE // 1000))
-            sent = send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", pad)
-            assert_enveloped_refusal(read_until_closed(sock), 431, "HEADERS_TOO_LARGE")
-        assert sent < PLANNED // 8
-        with socket.create_connection((host, int(port)), timeout=10) as idle:
-            assert read_until_closed(idle) == b""  # HEAD_TIMEOUT_SECONDS reached the workers
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 # --- the limits as an HTTP client meets them ----------------------------------------------------

@@ -1,23 +1,22 @@
-"""CONTRACT §9, live updates: the event stream, its limits, shutdown, database restarts, several processes."""
+"""CONTRACT §9, live updates: the event stream, reconnection, its limits, pings, expiry and memory.
+
+With servers or clusters of their own, tests/system/ covers shutdown, database restarts, PgBouncer
+and several processes."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import signal
 import socket
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from tests.support.pg_cluster import PgCluster, pgbouncer
-from tests.support.postgres import Database
-from tests.support.servers import LiveServer, start_service
-from tests.support.sse import EventStream, json_body, open_stream, seq, stream_client, write_task
-from tests.support.tokens import SECRET, auth, make_token, new_user
+from tests.support.servers import LiveServer
+from tests.support.sse import json_body, open_stream, seq, stream_client, write_task
+from tests.support.tokens import auth, make_token, new_user
 
 APP = "https://app.example.com"
 
@@ -189,119 +188,6 @@ def test_a_preflight_allows_last_event_id(make_server: Callable[..., LiveServer]
         )
     assert response.status_code == 200
     assert "last-event-id" in response.headers["access-control-allow-headers"].lower()
-
-
-def test_a_write_through_one_process_is_announced_by_another(
-    server: LiveServer, database: Database, tmp_path: Path
-) -> None:
-    proc, base = start_service(
-        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
-    )
-    user = new_user()
-    try:
-
-        async def run() -> None:
-            async with (
-                stream_client(base) as elsewhere,
-                stream_client(server.base_url) as here,
-                open_stream(elsewhere, user) as stream,
-            ):
-                await stream.until("ready")
-                await write_task(here, user)
-                assert seq(user, (await stream.until("changed")).since) == 1
-
-        asyncio.run(run())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def test_sigterm_ends_open_streams_and_exits_promptly(database: Database, tmp_path: Path) -> None:
-    proc, base = start_service(
-        {"BETTER_AUTH_SECRET": SECRET, "DATABASE_URL": database.url, "HOME": str(tmp_path)}
-    )
-    user = new_user()
-    try:
-
-        async def run() -> float:
-            async with stream_client(base) as client:
-                streams = [open_stream(client, user) for _ in range(3)]
-                opened: list[EventStream] = [await s.__aenter__() for s in streams]
-                for stream in opened:
-                    await stream.until("ready")
-                started = time.perf_counter()
-                proc.send_signal(signal.SIGTERM)
-                for stream in opened:
-                    while await stream.next(wait=20) is not None:
-                        pass
-                code = await asyncio.to_thread(proc.wait, 30)
-                assert code == 0
-                for s in streams:
-                    await s.__aexit__(None, None, None)
-                return time.perf_counter() - started
-
-        took = asyncio.run(run())
-        print(f"SIGTERM with 3 open streams -> exit: {took:.2f} s")
-        # uvicorn would wait up to 25 s for open responses; the streams must not hold it that long.
-        assert took < 15
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_a_database_restart_ends_streams_and_the_listener_comes_back(
-    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
-) -> None:
-    live = make_server(database_url=cluster_db, db_connect_timeout=2.0, db_acquire_timeout=2.0)
-    user = new_user()
-
-    async def run() -> None:
-        async with stream_client(live.base_url) as client:
-            async with open_stream(client, user) as stream:
-                await stream.until("ready")
-                await write_task(client, user, "before")
-                before = await stream.until("changed")
-                await asyncio.to_thread(cluster.stop)
-                try:
-                    # The stream ends (the client reconnects and resyncs) rather than go silently deaf.
-                    while (event := await stream.next(wait=30)) is not None:
-                        assert event.event != "changed"
-                finally:
-                    await asyncio.to_thread(cluster.start)
-            deadline = time.monotonic() + 30
-            while True:
-                async with open_stream(client, user, last_event_id=before.id) as stream:
-                    if stream.response.status_code == 200:
-                        await stream.until("ready")
-                        await write_task(client, user, "after")
-                        assert seq(user, (await stream.until("changed")).since) == 2
-                        break
-                    assert stream.response.status_code == 503
-                assert time.monotonic() < deadline, "no stream after the database came back"
-                await asyncio.sleep(0.2)
-
-    asyncio.run(run())
-
-
-def test_behind_pgbouncer_notifications_come_through_database_listen_url(
-    make_server: Callable[..., LiveServer], cluster: PgCluster, cluster_db: str
-) -> None:
-    """Writes go through a transaction-mode PgBouncer; LISTEN needs a session, so it goes direct."""
-    with pgbouncer(cluster, "todo_cluster") as bouncer:
-        live = make_server(database_url=bouncer, database_listen_url=cluster_db, statement_cache_size=0)
-        user = new_user()
-
-        async def run() -> None:
-            async with stream_client(live.base_url) as client, open_stream(client, user) as stream:
-                await stream.until("ready")
-                for i in range(1, 4):
-                    await write_task(client, user, f"via pgbouncer {i}")
-                    assert seq(user, (await stream.until("changed")).since) == i
-                body = (await client.get(f"/api/{user}/tasks/changes", headers=auth(user))).json()
-                assert body["meta"]["count"] == 3
-
-        asyncio.run(run())
 
 
 def test_open_streams_do_not_use_up_the_users_requests_in_flight(
