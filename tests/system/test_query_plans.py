@@ -1,0 +1,210 @@
+"""The listing's statements at a realistic size: EXPLAIN on 100,000 tasks of others shows each sort
+read from its index with no sort step, the trigram index serves a rare search (Debian's PostgreSQL,
+a cluster of its own), and keyset pages over the data give exactly the rows of one query."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from service.db.migrations import migrate
+from service.db.pool import asyncpg_dsn
+from service.tasks.columns import READ_COLUMNS
+from service.tasks.listing import SORTS, like_pattern, list_query
+from service.tasks.schemas import TaskRead
+from tests.support.pg_cluster import PgCluster, system_bin_dir
+from tests.support.postgres import Database, create_database
+
+NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
+READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
+
+
+@pytest.fixture(scope="module")
+def big_database(pg_admin_url: str) -> Database:
+    url = asyncio.run(create_database(pg_admin_url, "explain_test"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute(
+                """INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 100) g;
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at, position)
+                   SELECT 'user-' || (g % 10 + 1), gen_random_uuid(), 'task ' || g,
+                          now() - g * interval '1 second', now() - g * interval '1 second',
+                          lpad(to_hex(g + 140737488355328), 12, '0')
+                   FROM generate_series(1, 100000) g;
+                   INSERT INTO tasks (user_id, id, title, created_at, updated_at, position)
+                   SELECT 'user-0', gen_random_uuid(), 'mine ' || g,
+                          now() - g * interval '1 second', now() - g * interval '1 second',
+                          lpad(to_hex(g + 140737488355328), 12, '0')
+                   FROM generate_series(1, 10000) g;
+                   ANALYZE tasks;"""
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    return db
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "-updated_at", "title", "-title"])
+@pytest.mark.parametrize("after", [False, True], ids=["first-page", "next-page"])
+def test_listing_uses_an_index_scan(big_database: Database, sort: str, after: bool) -> None:
+    """10,000 tasks of one user among 100,000 of others: each sort is served by an index, with no sort step."""
+    query = list_query(sort, (), after)
+    args: dict[str, object] = {"user_id": "user-0", "limit": 51}
+    if after:
+        probe = big_database.query(
+            "SELECT id, title, created_at, updated_at FROM tasks WHERE user_id = 'user-0' LIMIT 1"
+        )[0]
+        task = TaskRead(
+            probe["id"],
+            probe["title"],
+            None,
+            False,
+            "user-0",
+            probe["created_at"],
+            probe["updated_at"],
+            *(None, "none", [], None, "800000000000"),  # the v2 fields: no sort here reads them
+        )
+        args.update(SORTS[sort].after_values(SORTS[sort].position(task)))
+    plan = "\n".join(r[0] for r in big_database.query(f"EXPLAIN {query.sql}", *query.args(args)))
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan, plan
+    index = {"created_at": "tasks_user_created_idx", "updated_at": "tasks_user_updated_idx"}
+    assert index.get(sort.lstrip("-"), "tasks_user_title_idx") in plan, plan
+
+
+@pytest.fixture(scope="module")
+def trgm_database() -> Iterator[Database]:
+    """Debian's PostgreSQL, which ships pg_trgm, migrated and holding one user's 20,000 long tasks."""
+    bin_dir = system_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no system PostgreSQL with pg_trgm (.ci/run installs Debian's)")
+    cluster = PgCluster(bin_dir=bin_dir)
+    cluster.start()
+    try:
+        url = asyncio.run(create_database(cluster.url, "trgm_test"))
+        asyncio.run(migrate(asyncpg_dsn(url)))
+        db = Database(url=url, admin_url=cluster.url)
+        db.script(
+            """INSERT INTO users (id) VALUES ('user-0'), ('user-1');
+               INSERT INTO tasks (user_id, id, title, description, created_at, updated_at, position)
+               SELECT 'user-' || (g % 2), gen_random_uuid(), 'task ' || md5(g::text),
+                      repeat(md5(g::text), 30), now() - g * interval '1 second', now(),
+                      lpad(to_hex(g + 140737488355328), 12, '0')
+               FROM generate_series(1, 20000) g;
+               ANALYZE tasks;"""
+        )
+        yield db
+    finally:
+        cluster.destroy()
+
+
+def test_search_for_a_rare_text_uses_the_trigram_index(trgm_database: Database) -> None:
+    """A `q` that matches nothing must not read all of the user's rows: the trigram index finds none."""
+    query = list_query("-created_at", ("q",), False)
+    args = {"user_id": "user-0", "limit": 51, "pattern": like_pattern("no such text")}
+    plan = "\n".join(r[0] for r in trgm_database.query(f"EXPLAIN {query.sql}", *query.args(args)))
+    assert "tasks_title_trgm_idx" in plan, plan
+    assert "tasks_description_trgm_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+@pytest.fixture(scope="module")
+def big_database_with_every_field(pg_admin_url: str) -> Database:
+    """10,000 tasks of one user among 100,000 of ten others, with every new field spread out."""
+    url = asyncio.run(create_database(pg_admin_url, "explain_v2"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+    db.query("""INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 10) g""")
+    db.query(
+        """INSERT INTO tasks (user_id, id, title, created_at, updated_at, due_at, priority, tags, tag_keys, position)
+           SELECT CASE WHEN g <= 10000 THEN 'user-0' ELSE 'user-' || (g % 10 + 1) END,
+                  gen_random_uuid(), 'task ' || g,
+                  now() - (g / 3) * interval '1 second', now() - g * interval '1 second',
+                  CASE WHEN g % 4 <> 0 THEN now() + (g % 1000) * interval '1 hour' END,
+                  (ARRAY['none', 'low', 'medium', 'high'])[g % 4 + 1]::task_priority,
+                  ARRAY['tag' || (g % 7)], ARRAY['tag' || (g % 7)],
+                  lpad(to_hex(g + 140737488355328), 12, '0')
+           FROM generate_series(1, 110000) g"""
+    )
+    db.query("ANALYZE tasks")
+    return db
+
+
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        ("due_at", "tasks_user_due_idx"),
+        ("-due_at", "tasks_user_due_desc_idx"),
+        ("priority", "tasks_user_priority_idx"),
+        ("-priority", "tasks_user_priority_idx"),
+        ("position", "tasks_user_position_key"),
+    ],
+)
+@pytest.mark.parametrize("after", ["first-page", "after-a-due-task", "after-a-task-without-due"])
+def test_each_new_sort_is_an_index_scan_without_a_sort_step(
+    big_database_with_every_field: Database, sort: str, index: str, after: str
+) -> None:
+    """10,000 tasks of one user among 110,000: each new sort reads its index in order, first page or next."""
+    query = list_query(sort, (), after != "first-page")
+    values: dict[str, object] = {"user_id": "user-0", "limit": 51}
+    if after != "first-page":
+        due = "IS NOT NULL" if after == "after-a-due-task" else "IS NULL"
+        row = big_database_with_every_field.query(
+            f"SELECT {', '.join(READ_COLUMNS_SQL)} FROM tasks WHERE user_id = 'user-0' AND due_at {due} LIMIT 1"  # noqa: S608
+        )[0]
+        task = TaskRead(*row)
+        values.update(SORTS[sort].after_values(SORTS[sort].position(task)))
+    plan = "\n".join(
+        r[0] for r in big_database_with_every_field.query(f"EXPLAIN {query.sql}", *query.args(values))
+    )
+    assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan, plan
+    assert index in plan, plan
+
+
+@pytest.mark.parametrize("sort", NEW_SORTS)
+def test_each_new_sort_pages_the_big_user_exactly_like_one_query(
+    big_database_with_every_field: Database, sort: str
+) -> None:
+    """Keyset pages over the EXPLAIN data (nulls, ties) give exactly the rows of one ordered query."""
+    import asyncpg
+
+    from service.tasks.listing import Page
+
+    async def walk() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        conn = await asyncpg.connect(asyncpg_dsn(big_database_with_every_field.url))
+        try:
+            seen: list[uuid.UUID] = []
+            position = None
+            while True:
+                query = list_query(sort, (), position is not None)
+                values: dict[str, object] = {"user_id": "user-0", "limit": 1001}
+                if position is not None:
+                    values.update(SORTS[sort].after_values(position))
+                rows = await conn.fetch(query.sql, *query.args(values))
+                items = [TaskRead(*r) for r in rows[:1000]]
+                page = Page(items, SORTS[sort].position(items[-1]) if len(rows) > 1000 else None)
+                seen += [t.id for t in page.items]
+                if page.next is None:
+                    break
+                position = page.next
+            whole = list_query(sort, (), False)
+            everything = await conn.fetch(whole.sql, *whole.args({"user_id": "user-0", "limit": 100_000}))
+            return seen, [r["id"] for r in everything]
+        finally:
+            await conn.close()
+
+    seen, everything = asyncio.run(walk())
+    assert len(seen) == 10_000
+    assert seen == everything
