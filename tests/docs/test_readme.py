@@ -1,27 +1,20 @@
-"""The README's commands work as written, and the docs stand on their own in a clone.
+"""The README and docs/API.md agree with the code and stand on their own in a clone.
 
-Shell blocks are marked for this test by an HTML comment right above them:
+Shell blocks are marked for the tests by an HTML comment right above them:
 `<!-- test: run -->` runs the block (in one shell, in order, against a freshly started local
 service) and compares its output with the `text` block right below it; `run if METHOD PATH` does
 so only when the live service has that operation; `help` runs the command with `--help`; `ci` must
 be what `.ci/run` runs; `serve` is the first command: the install plus `python -m service`.
+tests/system/test_readme_commands.py runs the `run` and `help` blocks.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
 from pathlib import Path
 
-import httpx
-import pytest
-
 from service.web.errors import error_codes
-from tests.support.readme import README, ROOT, marked_blocks, venv_python
-from tests.support.servers import start_service
+from tests.support.readme import README, ROOT, marked_blocks
 
 DOCS = [README, ROOT / "docs" / "API.md"]
 
@@ -46,54 +39,6 @@ def test_the_first_command_installs_the_lock_and_serves_locally() -> None:
     install, _, serve = block.code.strip().rpartition(" && ")
     assert serve == ".venv/bin/python -m service"
     assert install == "python3 -m venv .venv && .venv/bin/pip install -c requirements-dev.txt -e '.[local]'"
-
-
-def test_help_commands_parse(tmp_path: Path) -> None:
-    venv_python()
-    for block in marked_blocks("help"):
-        result = subprocess.run(
-            ["bash", "-c", block.code.strip() + " --help"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, block.code + result.stderr
-
-
-def test_the_frontend_round_runs_as_written(tmp_path: Path) -> None:
-    venv_python()
-    for tool in ("curl", "jq"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"the README's round uses {tool}, which is not installed")
-    # As the README says: no secret to type; the service and `token` share the development secret.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "DATA_DIR": str(tmp_path / "data")}
-    proc, base = start_service(env)
-    try:
-        document = httpx.get(f"{base}/openapi.json").json()
-        operations = {(m, p) for p, methods in document["paths"].items() for m in methods}
-        blocks = [b for b in marked_blocks("run") if b.needs is None or b.needs in operations]
-        script = ["set -euo pipefail"]
-        for number, block in enumerate(blocks):
-            script += [f"echo '@@ block {number}'", block.code]
-        result = subprocess.run(
-            ["bash", "-c", "\n".join(script)],
-            cwd=ROOT,
-            env={**env, "API": base},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert result.returncode == 0, result.stdout + result.stderr
-    outputs = re.split(r"^@@ block \d+\n", result.stdout, flags=re.MULTILINE)[1:]
-    assert len(outputs) == len(blocks)
-    for block, output in zip(blocks, outputs, strict=True):
-        assert output == block.output, f"{block.code}\nprinted:\n{output}\nthe README says:\n{block.output}"
 
 
 OUTSIDE_PATHS = ("../" + "shared", "/" + "work/")
