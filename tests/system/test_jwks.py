@@ -1,6 +1,7 @@
 """CONTRACT §2 and §7, the JWKS way: each algorithm, key choice, rotation, outage, and key confusion.
 
-These run against a stand-in JWKS endpoint; tests/system/test_better_auth.py runs the real Better Auth.
+These run against a stand-in JWKS endpoint, each test with a service and an endpoint of its own;
+test_better_auth.py beside this file runs the real Better Auth.
 """
 
 from __future__ import annotations
