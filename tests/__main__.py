@@ -1,4 +1,7 @@
-"""`python -m tests`: lint, format check, type check, then the whole suite; exits non-zero on any failure."""
+"""`python -m tests`: lint, format check, type check, then the whole suite; exits non-zero on any failure.
+
+Arguments go to pytest: `python -m tests -m "not system"` leaves out tests/system/ for a quick loop.
+"""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def test_create_returns_the_task_with_location_and_etag(me: UserClient) -> None:
 
 def test_ids_carry_their_creation_millisecond(me: UserClient) -> None:
     """UUIDv7: the id's first 48 bits are the creation time in ms, so ids sort by creation time
-    (within one millisecond the random bits decide; test_units checks the order across ms)."""
+    (within one millisecond the random bits decide; unit/test_ids.py checks the order across ms)."""
     for task in (me.create(f"t{i}") for i in range(5)):
         created = datetime.fromisoformat(task["created_at"])
         assert uuid.UUID(task["id"]).int >> 80 == int(created.timestamp() * 1000)
