@@ -60,6 +60,7 @@ class Settings:
     statement_cache_size: int = 100
     forwarded_allow_ips: str = "127.0.0.1,::1"
     head_timeout: float = 5.0
+    body_timeout: float = 10.0
     max_connections: int = 1000
     max_inflight_per_user: int = 8
     max_tasks_per_user: int = 100_000
@@ -193,6 +194,7 @@ class Settings:
             statement_cache_size=reader.number("DB_STATEMENT_CACHE_SIZE", int, 100, low=0, high=10000),
             forwarded_allow_ips=reader.text("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
             head_timeout=reader.number("HEAD_TIMEOUT_SECONDS", float, 5.0, low=0.1, high=300),
+            body_timeout=reader.number("BODY_TIMEOUT_SECONDS", float, 10.0, low=0.1, high=300),
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
             max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),

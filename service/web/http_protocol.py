@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with the request head bounded: in size while it is read, in time, in number.
+"""uvicorn's httptools protocol with the request bounded: its head in size, time and number, its body in time.
 
 Stock httptools buffers a request line and header set of any size for as long as the client
 likes, and only then hands them to the app. Here the bytes are counted as they arrive: a URL over
@@ -6,6 +6,11 @@ MAX_URL_BYTES is 414 and a header set over MAX_HEADER_BYTES is 431 (in the envel
 connection closes) long before the rest is read; a head not complete within `head_timeout`
 seconds of the connection opening or of its first byte closes the connection; and past
 uvicorn's `limit_concurrency` connections or requests a request is 503 in the envelope.
+
+A body is bounded too. One that stops arriving for `body_timeout` seconds is 408 and closes. A
+response finished before its request's body was read (a 401 answers before any body is read)
+closes the connection: uvicorn would drop the rest of that body as it came, and every byte of it
+cancelled the keep-alive timer without arming another, so a client could hold the socket forever.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from uvicorn.server import ServerState
 from service.settings import Settings
 from service.web.common_headers import CommonHeadersMiddleware, with_common_headers
 from service.web.envelope import error_response
-from service.web.errors import RETRY_BUSY, ApiError, HeadersTooLarge, ServiceUnavailable, UriTooLong
+from service.web.errors import (
+    RETRY_BUSY,
+    ApiError,
+    HeadersTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+    UriTooLong,
+)
 from service.web.limits import HEADER_OVERHEAD, MAX_HEADER_BYTES, MAX_URL_BYTES
 
 # Bytes a head within both limits can take on the wire beyond what they count: the method, the
@@ -35,6 +47,13 @@ MAX_HEAD_BYTES = MAX_URL_BYTES + MAX_HEADER_BYTES + _HEAD_SLACK
 # client would lose the answer.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 256 * 1024
+
+
+class _Closing(ApiError):
+    """Marks a connection that is closing after its answer: what still arrives is dropped."""
+
+
+_CLOSING = _Closing()
 
 
 class _Refused(Exception):
@@ -64,6 +83,8 @@ class _Head:
 
     __slots__ = (
         "began",
+        "body_timeout",
+        "body_timer",
         "header_bytes",
         "lingering",
         "max_concurrency",
@@ -75,8 +96,10 @@ class _Head:
         "url_bytes",
     )
 
-    def __init__(self, timeout: float, max_concurrency: int | None) -> None:
+    def __init__(self, timeout: float, body_timeout: float, max_concurrency: int | None) -> None:
         self.timeout = timeout
+        self.body_timeout = body_timeout
+        self.body_timer: asyncio.TimerHandle | None = None
         self.max_concurrency = max_concurrency
         self.timer: asyncio.TimerHandle | None = None
         self.open = False
@@ -99,16 +122,19 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         head_timeout: float = 5.0,
+        body_timeout: float = 10.0,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         # uvicorn's own check would answer in plain text: keep the number, answer in the envelope.
-        self._head = _Head(head_timeout, self.limit_concurrency)
+        self._head = _Head(head_timeout, body_timeout, self.limit_concurrency)
         self.limit_concurrency = None
 
     @classmethod
-    def with_head_timeout(cls, head_timeout: float) -> type[asyncio.Protocol]:
+    def with_timeouts(cls, head_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
         """What uvicorn's `http=` takes: it calls it as it would the class (a partial pickles for workers)."""
-        return cast(type[asyncio.Protocol], partial(cls, head_timeout=head_timeout))
+        return cast(
+            type[asyncio.Protocol], partial(cls, head_timeout=head_timeout, body_timeout=body_timeout)
+        )
 
     # --- connection ------------------------------------------------------------------------
 
@@ -119,6 +145,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -156,6 +183,12 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                     return
             if head.timer is None:
                 self._arm_head_timer()
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_complete and not head.open:
+            # A body is on its way: each chunk restarts its clock.
+            self._arm_body_timer()
+        elif head.body_timer is not None:
+            self._cancel_body_timer()
 
     # --- parser callbacks ------------------------------------------------------------------
 
@@ -202,7 +235,18 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         else:
             super().on_headers_complete()
 
-    # --- refusals and the head deadline ----------------------------------------------------
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            # Answered before its body was all read: what is left of the body cannot be told from
+            # a next request, so the connection ends here (RFC 9112 §9.6 allows it).
+            self.server_state.total_requests += 1
+            self._cancel_body_timer()
+            self._close_gently()
+            return
+        super().on_response_complete()
+
+    # --- refusals and the deadlines ----------------------------------------------------------
 
     def _refuse(self, error: ApiError) -> None:
         """Answer `error` in the envelope and close, reading the rest of the head only to drop it."""
@@ -212,6 +256,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             # A pipelined head behind a response still being written: an answer would interleave.
             self.transport.close()
             return
+        self._answer(error)
+
+    def _answer(self, error: ApiError) -> None:
+        """Write `error` in the envelope straight to the socket, then close."""
         response = error_response(cast(Scope, self.scope), error)
         headers = [
             *self.server_state.default_headers,
@@ -220,6 +268,18 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         ]
         head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self.transport.write(STATUS_LINE[error.status] + head + b"\r\n" + response.body)
+        self._close_gently()
+
+    def _close_gently(self) -> None:
+        """Close once the answer is out, reading what still arrives only to drop it, for a moment.
+
+        Closing with unread bytes would make the kernel reset the connection, and the client would
+        lose the answer; the linger is bounded in time and bytes, so it holds nothing for long.
+        """
+        if self._head.refusal is None:
+            self._head.refusal = _CLOSING
+        # Closing already: it no longer counts against the connection limit while it lingers.
+        self.connections.discard(self)
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._head.timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -240,6 +300,32 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             head.timer.cancel()
             head.timer = None
 
+    def _arm_body_timer(self) -> None:
+        head = self._head
+        if head.body_timer is not None:
+            head.body_timer.cancel()
+        head.body_timer = self.loop.call_later(head.body_timeout, self._body_timed_out)
+
+    def _cancel_body_timer(self) -> None:
+        head = self._head
+        if head.body_timer is not None:
+            head.body_timer.cancel()
+            head.body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._head.body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self.transport.is_closing():
+            return
+        if cycle.response_started:
+            self.transport.close()
+            return
+        # The app is waiting for the body: it learns the client is gone, and its answer is dropped.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._head.refusal = RequestTimeout()
+        self._answer(self._head.refusal)
+
     def _head_timed_out(self) -> None:
         self._head.timer = None
         if self.cycle is not None and not self.cycle.response_complete:
@@ -254,7 +340,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn options that guard the service: `python -m service` and the tests' server both use them."""
     return {
-        "http": HeadLimitedProtocol.with_head_timeout(settings.head_timeout),
+        "http": HeadLimitedProtocol.with_timeouts(settings.head_timeout, settings.body_timeout),
         "limit_concurrency": settings.max_connections,
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
