@@ -27,6 +27,11 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Securi
 Clock = Callable[[], float]
 
 MAX_TOKEN_BYTES = 8192
+# A JOSE header names an algorithm, a key id and a type: a few hundred bytes. Anything far longer
+# is refused before it is decoded, and its values must be flat (nothing nests in a header we take),
+# so no header can recurse a decoder into a RecursionError.
+MAX_HEADER_SEGMENT = 1024
+_decode_header = msgspec.json.Decoder(dict[str, str | int | float | bool | list[str] | None]).decode
 MAX_USER_ID = 255
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 # Header parameters that would make us fetch or trust a key named by the token itself.
@@ -80,11 +85,13 @@ def bad_token(message: str) -> Unauthorized:
 def _header(token: str) -> dict[str, Any]:
     """The JOSE header, read before any key is chosen; only its `alg` and `kid` steer the choice."""
     segment = token.partition(".")[0]
+    if len(segment) > MAX_HEADER_SEGMENT:
+        raise bad_token("Token header is not valid")
     try:
-        header = msgspec.json.decode(b64decode(segment))
-    except (ValueError, msgspec.DecodeError):
+        header = _decode_header(b64decode(segment))
+    except (ValueError, msgspec.DecodeError, RecursionError):
         raise bad_token("Token header is not valid") from None
-    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+    if not isinstance(header.get("alg"), str):
         raise bad_token("Token header is not valid")
     if FORBIDDEN_HEADERS.intersection(header):
         raise bad_token("Token header carries key references that are not accepted")

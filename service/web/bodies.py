@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from service.web.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, invalid
 from service.web.limits import MAX_BODY_BYTES
 
+TOO_DEEP = "Request body nests too deeply to be a body of this API"
 # Digits enough for any limit the API takes, few enough that int() never meets a huge number.
 _MAX_INT_DIGITS = 9
 
@@ -143,6 +144,8 @@ async def read_json(request: Request[Any], schema: type[S], *, optional: bool = 
     except (msgspec.DecodeError, UnicodeDecodeError):
         # msgspec reports invalid UTF-8 inside a string as a UnicodeDecodeError, not a DecodeError.
         raise BadRequest() from None
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
 
 
 def _check_syntax(body: bytes) -> None:
@@ -150,6 +153,9 @@ def _check_syntax(body: bytes) -> None:
         msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise BadRequest() from None
+    except RecursionError:
+        # Arrays in arrays a thousand deep: valid JSON perhaps, but no body of ours nests so.
+        raise BadRequest(TOO_DEEP) from None
 
 
 def read_query(request: Request[Any], schema: type[S]) -> S:
