@@ -143,7 +143,8 @@ def create_app(
             allow_methods=cors.API_METHODS,
             allow_headers=cors.API_HEADERS,
             expose_headers=cors.API_EXPOSED,
-            allow_credentials=True,
+            # The token travels in a header, never a cookie: pages need no credentialed requests.
+            allow_credentials=False,
             max_age=cors.MAX_AGE,
         ),
         Middleware(AuthMiddleware, verifier=verifier),

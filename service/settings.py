@@ -16,6 +16,10 @@ MIN_DISTINCT_CHARACTERS = 10
 EXAMPLE_SECRETS = frozenset({"dev-secret-change-me-0123456789abcdef"})
 HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# A token that lives longer than this is refused: Better Auth's jwt plugin issues 15-minute ones,
+# and without a bound an HS token minted with `exp` in the year 30 billion would be good forever.
+DEFAULT_JWT_MAX_AGE = 86400
 
 Number = TypeVar("Number", int, float)
 
@@ -50,7 +54,7 @@ class Settings:
     jwt_audience: str | None = None
     jwt_leeway: int = 30
     jwt_user_claim: str = "sub"
-    jwt_max_age: int | None = None
+    jwt_max_age: int | None = DEFAULT_JWT_MAX_AGE
     jwt_allow_any_issuer: bool = False
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     access_log: bool = True
@@ -86,6 +90,11 @@ class Settings:
         ):
             if value is not None:
                 _check_secret(name, value)
+        if self.metrics_enabled and self.metrics_token is None and self.host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                "METRICS_ENABLED on a host others can reach needs METRICS_TOKEN: /metrics would serve"
+                f" every series to anyone (make one with {HOW_TO_MAKE_ONE})"
+            )
         for origin in self.cors_origins:
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
@@ -182,7 +191,7 @@ class Settings:
             jwt_audience=reader.text("JWT_AUDIENCE"),
             jwt_leeway=reader.number("JWT_LEEWAY_SECONDS", int, 30, low=0, high=600),
             jwt_user_claim=reader.text("JWT_USER_ID_CLAIM") or "sub",
-            jwt_max_age=reader.optional_number("JWT_MAX_AGE", int, low=1, high=366 * 86400),
+            jwt_max_age=reader.number("JWT_MAX_AGE", int, DEFAULT_JWT_MAX_AGE, low=1, high=366 * 86400),
             jwt_allow_any_issuer=reader.flag("JWT_ALLOW_ANY_ISSUER", False),
             cors_origins=tuple(
                 o.strip() for o in (reader.text("CORS_ORIGINS") or "").split(",") if o.strip()

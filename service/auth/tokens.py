@@ -31,6 +31,8 @@ MAX_TOKEN_BYTES = 8192
 # is refused before it is decoded, and its values must be flat (nothing nests in a header we take),
 # so no header can recurse a decoder into a RecursionError.
 MAX_HEADER_SEGMENT = 1024
+# A segment whose bytes begin with EF BB BF, a UTF-8 byte order mark, begins so in base64url.
+_BOM = "77u_"
 _decode_header = msgspec.json.Decoder(dict[str, str | int | float | bool | list[str] | None]).decode
 MAX_USER_ID = 255
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -200,6 +202,9 @@ class TokenVerifier:
             raise bad_token("Token is too large")
         if token.count(".") != 2:
             # Five parts would be a JWE: this service only accepts signed tokens.
+            raise bad_token("Token is not a signed JWT")
+        if token.startswith(_BOM) or token.partition(".")[2].startswith(_BOM):
+            # JSON text must not begin with a byte order mark (RFC 8259 §8.1); Python's decoder skips one.
             raise bad_token("Token is not a signed JWT")
         header = _header(token)
         alg = header["alg"]

@@ -55,6 +55,10 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # CORS preflights never get here: service/middleware/cors.py answers every one of them.
+        if scope["type"] == "websocket":
+            # The API speaks no WebSocket: refused here, before any route or handler sees it.
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return

@@ -10,6 +10,7 @@ from service.web.envelope import error_response
 from service.web.errors import RETRY_BUSY, TooManyRequests
 
 # An event stream is in flight for hours by design; MAX_STREAMS_PER_USER caps those instead.
+# Only the stream itself is exempt: /api/{user_id}/events, nothing else that ends in /events.
 EVENT_STREAM_SUFFIX = "/events"
 
 
@@ -29,7 +30,10 @@ class FairUseMiddleware:
         # A plain def: a request passing through holds no suspended frame here for its whole life
         # (an event stream's, hours); the inner app's awaitable is returned for the caller to await.
         user = scope.get("user") if scope["type"] == "http" else None
-        if user is None or scope["path"].endswith(EVENT_STREAM_SUFFIX):
+        if user is None:
+            return self.app(scope, receive, send)
+        path = scope["path"]
+        if path.endswith(EVENT_STREAM_SUFFIX) and path == f"/api/{user.user_id}/events":
             return self.app(scope, receive, send)
         return self._counted(user.user_id, scope, receive, send)
 

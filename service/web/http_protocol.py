@@ -343,5 +343,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": HeadLimitedProtocol.with_timeouts(settings.head_timeout, settings.body_timeout),
         "limit_concurrency": settings.max_connections,
         "proxy_headers": True,
+        # No `server: uvicorn` banner, and no WebSocket upgrades: the API serves neither.
+        "server_header": False,
+        "ws": "none",
         "forwarded_allow_ips": settings.forwarded_allow_ips,
     }

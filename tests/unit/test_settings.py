@@ -22,7 +22,7 @@ def test_defaults() -> None:
     )
     assert settings.jwt_user_claim == "sub"
     assert settings.database_url is None
-    assert (settings.jwt_max_age, settings.jwt_allow_any_issuer) == (None, False)
+    assert (settings.jwt_max_age, settings.jwt_allow_any_issuer) == (86400, False)
 
 
 def test_every_variable_is_read() -> None:
