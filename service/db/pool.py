@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import warnings
 from pathlib import Path
@@ -13,56 +12,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from service.settings import ConfigError, Settings
-
-
-def _give_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
-class PoolSlots:
-    """At most `size` holders of pool connections, served in arrival order, none waiting past `timeout`.
-
-    asyncpg hands a freed connection to whichever task asks first, so under load a waiting request
-    can be overtaken again and again (a long p99 tail): requests queue here first. asyncio's
-    Semaphore queues in order too, but bounding its wait takes an `asyncio.timeout` per request,
-    and under load every request waits; here a waiter is one future and one timer.
-    """
-
-    def __init__(self, size: int, timeout: float) -> None:
-        self._free = size
-        self._timeout = timeout
-        # Waiters that timed out or were cancelled stay until release() passes over them.
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def acquire(self) -> None:
-        """Take a slot; TimeoutError after `timeout` seconds in line."""
-        if self._free and not self._waiters:
-            self._free -= 1
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(self._timeout, _give_up, waiter)
-        try:
-            await waiter
-        except BaseException:
-            # Timed out or cancelled: a slot handed over in the meantime goes to the next in line.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release()
-            raise
-        finally:
-            timer.cancel()
-
-    def release(self) -> None:
-        """Hand the slot to the first waiter still waiting, or free it."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-
 
 INSTALL_LOCAL = "pip install -e '.[local]'"
 

@@ -21,7 +21,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import SQLModel
 
-from service.db.pool import PoolSlots
+from service.db.slots import PoolSlots
 from service.web.errors import unavailable
 
 logger = logging.getLogger("service.store")
@@ -29,6 +29,10 @@ logger = logging.getLogger("service.store")
 _CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; try again shortly"
 _DIALECT: Dialect = registry.load("postgresql.asyncpg")()
+# No user holds more than a quarter of a worker's connections, so three busy users leave the rest
+# to everyone else; a costly statement (a search planned for its value) runs one per user at a
+# time, and at most a quarter of the pool runs such statements at all.
+USER_SHARE = 0.25
 
 
 def table(model: type[SQLModel]) -> Table:
@@ -70,21 +74,22 @@ class Held:
     generator-based context managers: every request passes here.
     """
 
-    __slots__ = ("_conn", "_query", "_runner")
+    __slots__ = ("_conn", "_holder", "_query", "_runner")
 
-    def __init__(self, runner: Runner, query: Query) -> None:
+    def __init__(self, runner: Runner, query: Query, holder: str | None) -> None:
         self._runner = runner
         self._query = query
+        self._holder = holder
 
     async def __aenter__(self) -> PoolConnectionProxy:
         runner = self._runner
         slots = runner.slots
-        await slots.acquire()
+        await slots.acquire(self._holder)
         try:
             # A slot guarantees a free holder; opening a connection is bounded by the connect timeout.
             self._conn: PoolConnectionProxy = await runner.pool.acquire()
         except BaseException:
-            slots.release()
+            slots.release(self._holder)
             raise
         return self._conn
 
@@ -95,7 +100,7 @@ class Held:
         try:
             await runner.pool.release(self._conn)
         finally:
-            runner.slots.release()
+            runner.slots.release(self._holder)
         # The bound is asyncpg's per-call `timeout=`, which cancels the statement with a cancel
         # request: unlike a `statement_timeout` session setting, it also holds behind PgBouncer in
         # transaction mode, where no session setting survives the transaction.
@@ -115,18 +120,21 @@ class Runner:
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, statement_timeout: float) -> None:
         self.pool = pool
         self.timeout = statement_timeout
-        self.slots = PoolSlots(pool.get_max_size(), acquire_timeout)
+        size = pool.get_max_size()
+        share = max(1, int(size * USER_SHARE))
+        self.slots = PoolSlots(size, acquire_timeout, share)
+        self.costly = PoolSlots(share, acquire_timeout, 1)
 
-    def held(self, query: Query) -> Held:
+    def held(self, query: Query, user_id: str | None) -> Held:
         """A pool connection for `query` (and any transaction around it), as an async context manager."""
-        return Held(self, query)
+        return Held(self, query, user_id)
 
     async def one(self, query: Query, **values: Any) -> asyncpg.Record | None:
-        async with Held(self, query) as conn:
+        async with Held(self, query, values.get("user_id")) as conn:
             return await conn.fetchrow(query.sql, *query.args(values), timeout=self.timeout)
 
     async def all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
-        async with Held(self, query) as conn:
+        async with Held(self, query, values.get("user_id")) as conn:
             return await conn.fetch(query.sql, *query.args(values), timeout=self.timeout)
 
     async def all_planned_per_value(self, query: Query, **values: Any) -> list[asyncpg.Record]:
@@ -134,14 +142,20 @@ class Runner:
 
         asyncpg prepares each statement once per connection, and after five runs PostgreSQL may
         settle on a generic plan, made without the values. SET LOCAL holds for this transaction
-        only, so it is safe behind PgBouncer in transaction mode too.
+        only, so it is safe behind PgBouncer in transaction mode too. Such a statement may scan
+        many rows, so it also takes a slot of the costly lane first (see USER_SHARE).
         """
-        async with Held(self, query) as conn, conn.transaction(readonly=True):
-            await conn.execute(_CUSTOM_PLAN, timeout=self.timeout)
-            return await conn.fetch(query.sql, *query.args(values), timeout=self.timeout)
+        user_id = values.get("user_id")
+        await self.costly.acquire(user_id)
+        try:
+            async with Held(self, query, user_id) as conn, conn.transaction(readonly=True):
+                await conn.execute(_CUSTOM_PLAN, timeout=self.timeout)
+                return await conn.fetch(query.sql, *query.args(values), timeout=self.timeout)
+        finally:
+            self.costly.release(user_id)
 
     async def execute(self, query: Query, **values: Any) -> str:
-        async with Held(self, query) as conn:
+        async with Held(self, query, values.get("user_id")) as conn:
             return await conn.execute(query.sql, *query.args(values), timeout=self.timeout)
 
     async def count(self, query: Query, **values: Any) -> int:

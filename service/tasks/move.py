@@ -108,7 +108,7 @@ async def move(
     """
     for attempt in range(MOVE_ATTEMPTS):
         try:
-            async with runner.held(MOVE) as conn, conn.transaction():
+            async with runner.held(MOVE, user_id) as conn, conn.transaction():
                 return await _move(conn, runner.timeout, user_id, task_id, versions, anchor_id, after)
         except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
             await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter

@@ -1,6 +1,6 @@
-"""service/db/pool.py: the pool's slots (PoolSlots): arrival order, the wait's bound, and no slot lost to
-a waiter that gives up; and platform URLs made fit for asyncpg. Over HTTP, tests/web/test_errors.py
-shows the timeout as a 503."""
+"""The pool's slots (service/db/slots.py): arrival order, the wait's bound, each user's share, and
+no slot lost to a waiter that gives up; and platform URLs made fit for asyncpg (service/db/pool.py).
+Over HTTP, tests/web/test_errors.py shows the timeout as a 503."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from service.db.pool import PoolSlots, asyncpg_dsn
+from service.db.pool import asyncpg_dsn
+from service.db.slots import PoolSlots
 
 
 async def _held(slots: PoolSlots, name: str, order: list[str], release: asyncio.Event) -> None:
@@ -90,3 +91,48 @@ def test_a_cancelled_waiter_gives_its_turn_to_the_next(handed_over: bool) -> Non
 )
 def test_platform_urls_are_translated_for_asyncpg(url: str, expected: str) -> None:
     assert asyncpg_dsn(url) == expected
+
+
+def test_no_holder_takes_more_than_its_share_and_others_go_first() -> None:
+    async def run() -> list[str]:
+        slots, order, go = PoolSlots(4, timeout=60, share=2), [], asyncio.Event()
+        for _ in range(2):
+            await slots.acquire("greedy")
+        # The greedy holder's third request waits; another user's requests, arriving after it, go first.
+        late = asyncio.create_task(_holder_held(slots, "greedy", order, go))
+        await asyncio.sleep(0)
+        others = [asyncio.create_task(_holder_held(slots, f"other-{i}", order, go)) for i in range(2)]
+        await asyncio.sleep(0)
+        assert order == ["other-0", "other-1"]
+        go.set()
+        slots.release("greedy")
+        async with asyncio.timeout(5):
+            await asyncio.gather(late, *others)
+        return order
+
+    assert asyncio.run(run()) == ["other-0", "other-1", "greedy"]
+
+
+def test_a_waiter_at_its_share_never_loses_a_slot_that_frees() -> None:
+    async def run() -> None:
+        slots = PoolSlots(2, timeout=60, share=1)
+        await slots.acquire("a")
+        blocked = asyncio.create_task(slots.acquire("a"))
+        await asyncio.sleep(0)
+        await slots.acquire("b")  # the free slot is b's to take: a is at its share
+        slots.release("b")
+        slots.release("a")  # now a's waiter takes one
+        async with asyncio.timeout(5):
+            await blocked
+        slots.release("a")
+        for holder in ("x", "y"):  # both slots are free again
+            await slots.acquire(holder)
+
+    asyncio.run(run())
+
+
+async def _holder_held(slots: PoolSlots, holder: str, order: list[str], release: asyncio.Event) -> None:
+    await slots.acquire(holder)
+    order.append(holder)
+    await release.wait()
+    slots.release(holder)
