@@ -14,13 +14,14 @@ from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from sqlalchemy import Text
+from sqlalchemy import Integer, Text, column
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import func, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
 from service.tasks import positions
-from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, int_key, tasks, users, utc_now
+from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, tasks, users, utc_now
 from service.tasks.fields import ANCHOR_RULE
 from service.web.errors import TASK_NOT_FOUND, Conflict, NotFound, PreconditionFailed, invalid
 
@@ -62,35 +63,46 @@ SET_HEAD = Query.of(update(users).where(users.c.id == USER).values(position_head
 MOVE = Query.of(
     update(tasks).where(*OWNED).values(position=param("position", Text), **BUMP).returning(*RETURNED)
 )
-# A rebalance waits for no row: a task locked by another writer (who may be waiting for the
-# user's row this move holds) makes it fail at once, and the move starts again.
-LOCK_ALL = Query.of(
-    select(tasks.c.id).where(tasks.c.user_id == USER).with_for_update(key_share=True, nowait=True)
+# A respacing rewrites the keys of the tasks around a crowded gap, never more than it must: the
+# nearest RESPACE_WINDOW on each side first (the key just past them on either side bounds the new
+# keys), four times as many if their keys would still be long. It waits for no row: a task locked
+# by another writer (who may be waiting for the user's row this move holds) makes it fail at
+# once, and the move starts again.
+RESPACE_WINDOW = 32
+_SIDE_LIMIT = param("limit", Integer)
+_BOUND = param("bound", Text)
+_EXCEPT_MOVED = tasks.c.id != param("task_id")
+BEFORE_GAP = Query.of(
+    select(tasks.c.id, tasks.c.position)
+    .where(tasks.c.user_id == USER, tasks.c.position <= _BOUND, _EXCEPT_MOVED)
+    .order_by(tasks.c.position.desc())
+    .limit(_SIDE_LIMIT)
+    .with_for_update(key_share=True, nowait=True)
 )
-_ordered = (
-    select(
-        tasks.c.id,
-        (func.row_number().over(order_by=tasks.c.position) - literal_column("1")).label("n"),
-        func.count().over().label("total"),
-    )
-    .where(tasks.c.user_id == USER)
-    .cte("ordered")
+AFTER_GAP = Query.of(
+    select(tasks.c.id, tasks.c.position)
+    .where(tasks.c.user_id == USER, tasks.c.position >= _BOUND, _EXCEPT_MOVED)
+    .order_by(tasks.c.position.asc())
+    .limit(_SIDE_LIMIT)
+    .with_for_update(key_share=True, nowait=True)
 )
-# Consecutive integers below every current key, so no new key meets an old one (the unique index
-# is checked row by row); the user's head moves down past them. Versions change (new ETags),
-# updated_at does not: nobody edited these tasks.
-_renumbered = (
+_placed = (
+    func.unnest(param("ids", ARRAY(tasks.c.id.type)), param("keys", ARRAY(Text)))
+    .table_valued(column("id", tasks.c.id.type), column("key", Text))
+    .render_derived(name="placed")
+)
+# The unique index is checked row by row, so new keys could meet old ones mid-statement: the tasks
+# are first parked on integers below every key (the user's row is locked, so no create takes
+# them), then given their new keys. Versions change (new ETags), updated_at does not: nobody
+# edited these tasks.
+PARK = Query.of(
+    update(tasks).where(tasks.c.user_id == USER, tasks.c.id == _placed.c.id).values(position=_placed.c.key)
+)
+PLACE = Query.of(
     update(tasks)
-    .where(tasks.c.user_id == USER, tasks.c.id == _ordered.c.id)
-    .values(
-        position=int_key(_head - _ordered.c.total + _ordered.c.n),
-        version=tasks.c.version + literal_column("1"),
-    )
-    .returning(tasks.c.id)
-    .cte("renumbered")
+    .where(tasks.c.user_id == USER, tasks.c.id == _placed.c.id)
+    .values(position=_placed.c.key, version=tasks.c.version + literal_column("1"))
 )
-# How many tasks it renumbered: the user's head then moves down past them (SET_HEAD).
-REBALANCE = Query.of(select(func.count()).select_from(_renumbered))
 
 
 async def move(
@@ -148,8 +160,7 @@ async def _move(
             key = positions.key_between(low, high)
         if rebalanced or not positions.too_long(key):
             break
-        await conn.execute(LOCK_ALL.sql, *LOCK_ALL.args(mine), timeout=bound)
-        head -= await conn.fetchval(REBALANCE.sql, *REBALANCE.args({**mine, "head": head}), timeout=bound)
+        head = await _respace(conn, bound, mine, low, high, head)
     if head != start:
         await conn.execute(SET_HEAD.sql, *SET_HEAD.args({**mine, "head": head}), timeout=bound)
     row = await conn.fetchrow(
@@ -158,3 +169,40 @@ async def _move(
     if row is None:  # the task is locked by this transaction: it cannot be gone
         raise RuntimeError("the locked task was not updated")
     return StoredTask.from_row(row)
+
+
+async def _respace(
+    conn: PoolConnectionProxy, bound: float, mine: dict[str, Any], low: str, high: str | None, head: int
+) -> int:
+    """Give the tasks around the gap (`low`, `high`) short, evenly spread keys; the user's new head.
+
+    The moved task is left out (it is placed after), so the gap beside the anchor lies between two
+    consecutive new keys, and a key between them is short.
+    """
+    window = RESPACE_WINDOW
+    while True:
+        before = await conn.fetch(
+            BEFORE_GAP.sql, *BEFORE_GAP.args({**mine, "bound": low, "limit": window + 1}), timeout=bound
+        )
+        after = []
+        if high is not None:
+            after = await conn.fetch(
+                AFTER_GAP.sql, *AFTER_GAP.args({**mine, "bound": high, "limit": window + 1}), timeout=bound
+            )
+        first = before[window]["position"] if len(before) > window else None
+        last = after[window]["position"] if len(after) > window else None
+        rows = [*reversed(before[:window]), *after[:window]]
+        keys = positions.keys_between(first, last, len(rows))
+        # Room for a key between two of them, and for some moves into that gap before the next.
+        if (first is None and last is None) or max(map(len, keys)) < positions.REBALANCE_ABOVE - 4:
+            break
+        window *= 4
+    ids = [row["id"] for row in rows]
+    # Below every key, old and new; the moved task is parked too, as it may sit among the new keys.
+    lowest = min(head, positions.integer_part(keys[0]))
+    parking = [*ids, mine["task_id"]]
+    parked = [positions.int_key(lowest - len(parking) - 1 + n) for n in range(len(parking))]
+    await conn.execute(PARK.sql, *PARK.args({**mine, "ids": parking, "keys": parked}), timeout=bound)
+    await conn.execute(PLACE.sql, *PLACE.args({**mine, "ids": ids, "keys": keys}), timeout=bound)
+    # A window that reached the front may start below the head: creates count down from there.
+    return lowest

@@ -57,7 +57,11 @@ class MethodNotAllowed(ApiError):
 
 
 class RequestTimeout(ApiError):
-    status, code, message = 408, "REQUEST_TIMEOUT", "The request body stopped arriving; the connection is closed"
+    status, code, message = (
+        408,
+        "REQUEST_TIMEOUT",
+        "The request body stopped arriving; the connection is closed",
+    )
 
 
 class Conflict(ApiError):
