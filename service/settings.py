@@ -79,7 +79,8 @@ class Settings:
                 raise ConfigError(
                     "no way to verify tokens: set BETTER_AUTH_SECRET, or BETTER_AUTH_URL / BETTER_AUTH_JWKS_URL, or both"
                 )
-        elif not (self.cursor_secret or self.better_auth_secret):
+        elif not (self.cursor_secret or self.better_auth_secret) and self.database_url is not None:
+            # Locally the development secret signs cursors (and `token`'s tokens) beside the JWKS.
             raise ConfigError(
                 "CURSOR_SECRET is required when BETTER_AUTH_SECRET is not set: it signs listing cursors"
             )

@@ -12,12 +12,15 @@ FILE_NAME = "dev-secret"
 
 
 def with_development_secret(settings: Settings) -> Settings:
-    """On the embedded database with no way to verify tokens, the random secret kept in DATA_DIR.
+    """On the embedded database without BETTER_AUTH_SECRET, the random secret kept in DATA_DIR.
+
+    With BETTER_AUTH_URL too (a local Better Auth), tokens from either are accepted locally: the
+    local Better Auth's, checked against its JWKS, and `python -m service token`'s.
 
     Made once, mode 0600, by the first command that finds the database folder initialised (the
     server creates it before asking), so `serve` and `token` agree. Any other settings pass unchanged.
     """
-    if settings.database_url is not None or settings.better_auth_secret or settings.jwks_url:
+    if settings.database_url is not None or settings.better_auth_secret:
         return settings
     data_dir = settings.data_dir.expanduser()
     path = data_dir / FILE_NAME

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -77,3 +78,40 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
     assert "-m service token USER_ID" in text
     assert str(data.resolve()) in text
     assert "RuntimeDirWarning" not in text and "Traceback" not in text
+
+
+def test_a_local_better_auth_is_wired_with_nothing_but_its_url(tmp_path: Path) -> None:
+    """BETTER_AUTH_URL alone, on the embedded database: no CURSOR_SECRET asked for; tokens of the
+    local Better Auth (its JWKS) and of the banner's `token` command are both accepted."""
+    from joserfc import jwt
+    from joserfc.jwk import OKPKey
+
+    from tests.support.jwks_server import JwksServer
+
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": "local"})
+    data = tmp_path / "data"
+    with JwksServer([key]) as auth_server:
+        env = {"DATA_DIR": str(data), "HOME": str(tmp_path), "BETTER_AUTH_URL": auth_server.base_url}
+        with tempfile.TemporaryFile() as output:
+            proc, base = start_service(env, output=output)
+            try:
+                now = int(time.time())
+                claims = {"sub": "ba-user", "iat": now, "exp": now + 900}
+                claims["iss"] = claims["aud"] = auth_server.base_url  # as Better Auth sets them
+                signed = jwt.encode({"alg": "EdDSA", "kid": "local"}, claims, key, algorithms=["EdDSA"])
+                from_better_auth = httpx.get(
+                    f"{base}/api/ba-user/tasks", headers={"Authorization": f"Bearer {signed}"}
+                )
+                assert from_better_auth.status_code == 200, from_better_auth.text
+                minted = run_cli(["token", "cli-user"], env)
+                assert minted.returncode == 0, minted.stderr
+                from_cli = httpx.get(
+                    f"{base}/api/cli-user/tasks", headers={"Authorization": f"Bearer {minted.stdout.strip()}"}
+                )
+                assert from_cli.status_code == 200, from_cli.text
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+            output.seek(0)
+            text = output.read().decode()
+    assert "CURSOR_SECRET" not in text and "Traceback" not in text

@@ -101,7 +101,7 @@ def test_settings_are_frozen() -> None:
     ("env", "message"),
     [
         (EXTERNAL_DB, "no way to verify tokens"),
-        ({"BETTER_AUTH_URL": "https://auth.test"}, "CURSOR_SECRET is required"),
+        ({**EXTERNAL_DB, "BETTER_AUTH_URL": "https://auth.test"}, "CURSOR_SECRET is required"),
         ({"BETTER_AUTH_URL": "ftp://auth.test", "CURSOR_SECRET": SECRET}, "http"),
         ({**GOOD, "CURSOR_SECRET": "short"}, "CURSOR_SECRET must be at least"),
         ({"BETTER_AUTH_SECRET": "short"}, "at least 32"),
