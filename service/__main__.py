@@ -23,7 +23,7 @@ from service.auth.dev_secret import with_development_secret
 from service.auth.tokens import mint_token
 from service.db.migrations import CONNECT_TIMEOUT, MigrationError, migrate
 from service.ops.logs import logging_config
-from service.settings import ConfigError, DatabaseSettings, Settings
+from service.settings import LOCAL_DEV_ORIGINS, ConfigError, DatabaseSettings, Settings
 
 
 def _database_url(database: DatabaseSettings) -> str:
@@ -76,6 +76,7 @@ def _local_banner(settings: Settings) -> str:
             f"  docs      {base}/docs",
             f"  token     {python} -m service token USER_ID    (a 1-hour Bearer token for USER_ID)",
             f"  data      {settings.data_dir.expanduser().resolve()}    (open it: {python} -m service psql)",
+            f"  CORS      {', '.join(settings.cors_origins) or 'none'}    (set CORS_ORIGINS to change)",
             "  stop      Ctrl+C (the embedded PostgreSQL stops with the service)",
         ]
     )
@@ -115,6 +116,10 @@ def _serve(settings: Settings) -> None:
         settings = with_development_secret(settings)
         if settings.better_auth_secret is not None:
             os.environ["BETTER_AUTH_SECRET"] = settings.better_auth_secret  # for the workers too
+        if not settings.cors_origins:
+            # A frontend's dev server on this machine may call the local API; CORS_ORIGINS overrides.
+            settings = replace(settings, cors_origins=LOCAL_DEV_ORIGINS)
+            os.environ["CORS_ORIGINS"] = ",".join(LOCAL_DEV_ORIGINS)
     settings = replace(settings, database_url=url)
     if embedded:
         _migrate(url)

@@ -17,6 +17,13 @@ EXAMPLE_SECRETS = frozenset({"dev-secret-change-me-0123456789abcdef"})
 HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# What a local start allows when CORS_ORIGINS is not set: the dev servers of Next.js and Vite.
+LOCAL_DEV_ORIGINS = (
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+)
 # A token that lives longer than this is refused: Better Auth's jwt plugin issues 15-minute ones,
 # and without a bound an HS token minted with `exp` in the year 30 billion would be good forever.
 DEFAULT_JWT_MAX_AGE = 86400

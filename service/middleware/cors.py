@@ -97,7 +97,7 @@ class CorsMiddleware:
         self, scope: Scope, origin: str, allowed: bool, method: str, headers: str | None
     ) -> ASGIApp:
         if not allowed:
-            return error_response(scope, Forbidden(f"Origin {origin} is not allowed"))
+            return error_response(scope, Forbidden(f"Origin {origin} is not allowed: add it to CORS_ORIGINS"))
         if method not in self.allow_methods:
             return error_response(scope, Forbidden(f"Method {method} is not allowed from another origin"))
         asked = {h.strip().lower() for h in (headers or "").split(",")} - {""}

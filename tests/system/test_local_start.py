@@ -67,6 +67,18 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
             token = run_cli(["token", "banner-user"], {"DATA_DIR": str(data)}).stdout.strip()
             listing = httpx.get(f"{base}/api/banner-user/tasks", headers={"Authorization": f"Bearer {token}"})
             assert listing.status_code == 200
+            # A Next.js dev server on this machine may call it; another origin hears which setting to change.
+            ask = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+            preflight = httpx.options(
+                f"{base}/api/banner-user/tasks", headers={"Origin": "http://localhost:3000", **ask}
+            )
+            assert preflight.status_code == 200
+            assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+            refused = httpx.options(
+                f"{base}/api/banner-user/tasks", headers={"Origin": "https://elsewhere.example", **ask}
+            )
+            assert refused.status_code == 403
+            assert "CORS_ORIGINS" in refused.json()["error"]["message"]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -77,6 +89,7 @@ def test_local_start_says_where_everything_is(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/api/USER_ID/tasks" in text
     assert "-m service token USER_ID" in text
     assert str(data.resolve()) in text
+    assert "http://localhost:3000" in text  # the banner says which origins may call it
     assert "RuntimeDirWarning" not in text and "Traceback" not in text
 
 
