@@ -6,6 +6,7 @@ Raw sockets, so a body can arrive in pieces, late, or never.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable
@@ -43,10 +44,8 @@ def test_sockets_answered_before_their_body_are_closed_and_the_service_keeps_ans
             sock.sendall(start)
             held.append(sock)
         for sock in held:
-            try:
+            with contextlib.suppress(OSError):  # the server has closed it already
                 sock.sendall(b'"')
-            except OSError:
-                pass  # the server has closed it already
         statuses = set()
         for sock in held:
             raw = read_until_closed(sock)  # the server closes every one of them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -11,8 +12,14 @@ from starlette.requests import Request
 from service.auth.signing import b64encode
 from service.tasks.columns import StoredTask
 from service.tasks.store import TaskStore
-from service.web.errors import TASK_NOT_FOUND, NotFound, PreconditionFailed
+from service.web.errors import TASK_NOT_FOUND, NotFound, PreconditionFailed, invalid
 
+IF_MATCH_RULE = 'must be * or a list of quoted ETags, such as "3-AbCdEfGh"'
+# RFC 9110's entity-tag list (etagc without obs-text): the OpenAPI document states the same pattern.
+_TAG = r'(W/)?"([!#-~]*)"'
+ETAG_LIST = re.compile(rf"[ \t]*{_TAG}(?:[ \t]*,[ \t]*{_TAG})*[ \t]*")
+ETAG_LIST_PATTERN = rf"^[ \t]*(?:\*|{_TAG}(?:[ \t]*,[ \t]*{_TAG})*)[ \t]*$"
+_ETAG = re.compile(_TAG)
 # Versions are int4 in the database; a longer number cannot be one.
 _MAX_VERSION_DIGITS = 9
 
@@ -40,20 +47,16 @@ def if_match_versions(header: str | None, task_id: uuid.UUID) -> list[int] | Non
     """
     if header is None or header.strip() == "*":
         return None
+    if not ETAG_LIST.fullmatch(header):
+        # Not entity-tags at all: a client bug, not a stale copy, so not "the task has changed".
+        raise invalid("If-Match", IF_MATCH_RULE)
     own = _task_tag(task_id)
     versions = []
-    for tag in header.split(","):
-        tag = tag.strip()
-        if len(tag) < 2 or tag[0] != '"' or tag[-1] != '"':
-            continue
-        version, dash, fingerprint = tag[1:-1].partition("-")
-        if (
-            dash
-            and fingerprint == own
-            and version.isascii()
-            and version.isdigit()
-            and len(version) <= _MAX_VERSION_DIGITS
-        ):
+    for weak, tag in _ETAG.findall(header):
+        if weak:
+            continue  # well-formed, and never a strong match
+        version, dash, fingerprint = tag.partition("-")
+        if dash and fingerprint == own and version.isdigit() and len(version) <= _MAX_VERSION_DIGITS:
             versions.append(int(version))
     return versions
 

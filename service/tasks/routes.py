@@ -26,7 +26,14 @@ from service.openapi.operation import (
 )
 from service.tasks import examples
 from service.tasks.columns import StoredTask, utc_now
-from service.tasks.conditional import etag_of, if_match, missing_or_stale, none_match
+from service.tasks.conditional import (
+    ETAG_LIST_PATTERN,
+    IF_MATCH_RULE,
+    etag_of,
+    if_match,
+    missing_or_stale,
+    none_match,
+)
 from service.tasks.cursors import CursorBinding
 from service.tasks.fields import ANCHOR_RULE
 from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN, create_once, idempotency_key
@@ -62,7 +69,10 @@ _TASK_HEADERS = {"ETag": _ETAG}
 _BAD_TITLE = FieldError("title", rules(TaskCreate)["title"])
 _BAD_LIMIT = FieldError("limit", rules(ListQuery)["limit"])
 IF_MATCH = parameter(
-    "If-Match", "header", {"type": "string"}, "Write only if the task's ETag is one of these, or `*`"
+    "If-Match",
+    "header",
+    {"type": "string", "pattern": ETAG_LIST_PATTERN},
+    "Write only if the task's ETag is one of these, or `*`",
 )
 IF_NONE_MATCH = parameter(
     "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
@@ -250,7 +260,8 @@ DELETE_TASK = Operation(
     "Delete a task; answers it as it was",
     200,
     TaskEnvelope,
-    (*API_ERRORS, 404, 412),
+    (*API_ERRORS, 404, 412, 422),
+    invalid=FieldError("If-Match", IF_MATCH_RULE),
     ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
     parameters=[IF_MATCH],
     ok_headers=_TASK_HEADERS,
