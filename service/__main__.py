@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,7 @@ def _serve(settings: Settings) -> None:
 
     from service.web.http_protocol import uvicorn_options
 
+    _port_is_free(settings.host, settings.port)
     embedded = settings.database_url is None
     url = _database_url(DatabaseSettings(settings.database_url, settings.data_dir))
     if embedded:
@@ -151,6 +153,28 @@ def _psql(database: DatabaseSettings, args: list[str]) -> int:
     return subprocess.call([str(embedded_psql()), url, *args])  # noqa: S603 - our own binary and URL
 
 
+def _lifetime(text: str) -> int:
+    """A token lifetime: a positive number of seconds, up to JWT_MAX_AGE's ceiling (a year)."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if not 1 <= seconds <= 366 * 86400:
+        raise argparse.ArgumentTypeError("must be 1 to 31622400 seconds: a token of 0 s is expired already")
+    return seconds
+
+
+def _port_is_free(host: str, port: int) -> None:
+    """Fail in one line before the banner, rather than after it with uvicorn's traceback-free error."""
+    try:
+        with socket.create_server((host or "0.0.0.0", port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server running?)"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -158,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply the migrations in sql/")
     token = commands.add_parser("token", help="print an HS256 token for USER_ID")
     token.add_argument("user_id")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument("--ttl", type=_lifetime, default=3600, help="lifetime in seconds (default 3600)")
     psql = commands.add_parser("psql", help="open psql on the embedded database (DATA_DIR)")
     psql.add_argument("args", nargs="*", help="passed on to psql as they are, e.g. -c 'TABLE tasks'")
     argv = sys.argv[1:] if argv is None else argv

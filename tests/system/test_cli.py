@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,25 @@ def test_token_command_refuses_a_lifetime_the_service_would_refuse() -> None:
     assert result.returncode == 2
     assert "JWT_MAX_AGE" in result.stderr
     assert run_cli(["token", "u1", "--ttl", "3600"], {**GOOD, "JWT_MAX_AGE": "3600"}).returncode == 0
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "soon"])
+def test_token_command_refuses_a_lifetime_that_is_no_lifetime(ttl: str) -> None:
+    result = run_cli(["token", "u1", "--ttl", ttl], GOOD)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "--ttl" in result.stderr
+
+
+def test_a_busy_port_is_one_line_before_any_banner(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path), "PORT": str(port)}
+        result = run_cli([], env)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Todo API on an embedded" not in result.stderr  # no banner first
+    assert not (tmp_path / "data").exists()  # nor a database started for nothing
 
 
 def test_token_before_the_first_start_says_what_to_do(tmp_path: Path) -> None:
