@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,9 @@ from service.auth.tokens import mint_token
 from service.db.migrations import CONNECT_TIMEOUT, MigrationError, migrate
 from service.ops.logs import logging_config
 from service.settings import LOCAL_DEV_ORIGINS, ConfigError, DatabaseSettings, Settings
+
+# How long a release's `migrate` waits for a free connection before it fails the deploy.
+MIGRATE_WAIT_SECONDS = 120.0
 
 
 def _database_url(database: DatabaseSettings) -> str:
@@ -50,17 +54,61 @@ def _where(url: str) -> str:
 def _migrate(url: str) -> None:
     from service.db.pool import asyncpg_dsn
 
-    try:
-        applied = asyncio.run(migrate(asyncpg_dsn(url)))
-    except TimeoutError:
-        raise MigrationError(
-            f"cannot migrate {_where(url)}: no answer within {CONNECT_TIMEOUT:g} s"
-        ) from None
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # Wrong password, database down, TLS refused, a failing statement: one line, like a config error.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MigrationError(f"cannot migrate {_where(url)}: {reason}") from None
+    deadline = time.monotonic() + MIGRATE_WAIT_SECONDS
+    while True:
+        try:
+            applied = asyncio.run(migrate(asyncpg_dsn(url)))
+            break
+        except asyncpg.TooManyConnectionsError:
+            # The running release holds every connection for a moment (or too many workers do):
+            # wait for one to come free rather than fail the deploy.
+            if time.monotonic() > deadline:
+                raise MigrationError(
+                    f"cannot migrate {_where(url)}: no free connection within {MIGRATE_WAIT_SECONDS:g} s"
+                    " (see the connection budget: WEB_CONCURRENCY, DB_POOL_SIZE, DB_MAX_CONNECTIONS)"
+                ) from None
+            print("migrate: the database has no free connection yet; waiting", file=sys.stderr, flush=True)
+            time.sleep(2)
+        except TimeoutError:
+            raise MigrationError(
+                f"cannot migrate {_where(url)}: no answer within {CONNECT_TIMEOUT:g} s"
+            ) from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Wrong password, database down, TLS refused, a failing statement: one line, like a config error.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MigrationError(f"cannot migrate {_where(url)}: {reason}") from None
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}", file=sys.stderr)
+
+
+def _within_budget(settings: Settings) -> Settings:
+    """Shrink each worker's pool to what the database allows, with a line saying so; fail if none fits."""
+    from service.db.budget import fit, read_budget
+    from service.db.pool import asyncpg_dsn
+
+    assert settings.database_url is not None
+
+    async def budget() -> tuple[int, str | None]:
+        conn = await asyncpg.connect(asyncpg_dsn(settings.database_url or ""), timeout=CONNECT_TIMEOUT)
+        try:
+            found = await read_budget(conn, settings.db_max_connections)
+        finally:
+            await conn.close()
+        return fit(found, settings.web_concurrency, settings.pool_max_size)
+
+    try:
+        pool, line = asyncio.run(budget())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        # The service starts while the database is down (it reconnects by itself): unchecked, then.
+        print(f"connection budget not checked: {type(exc).__name__}", file=sys.stderr, flush=True)
+        return settings
+    if line is None:
+        return settings
+    print(line, file=sys.stderr, flush=True)
+    # Workers are new processes that read the environment.
+    os.environ["DB_POOL_SIZE"], os.environ["DB_POOL_MAX_OVERFLOW"] = str(pool), "0"
+    return replace(settings, pool_size=pool, pool_max_overflow=0)
 
 
 def _local_banner(settings: Settings) -> str:
@@ -125,6 +173,8 @@ def _serve(settings: Settings) -> None:
     settings = replace(settings, database_url=url)
     if embedded:
         _migrate(url)
+    settings = _within_budget(settings)
+    if embedded:
         print(_local_banner(settings), file=sys.stderr, flush=True)
     _metrics_across_workers(settings)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

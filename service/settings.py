@@ -47,6 +47,7 @@ class Settings:
     log_level: str = "info"
     pool_size: int = 10
     pool_max_overflow: int = 0
+    db_max_connections: int | None = None
     db_connect_timeout: float = 5.0
     db_acquire_timeout: float = 5.0
     db_statement_timeout: float = 5.0
@@ -185,6 +186,7 @@ class Settings:
             log_level=(reader.text("LOG_LEVEL") or "info").lower(),
             pool_size=reader.number("DB_POOL_SIZE", int, 10, low=1, high=1000),
             pool_max_overflow=reader.number("DB_POOL_MAX_OVERFLOW", int, 0, low=0, high=1000),
+            db_max_connections=reader.optional_number("DB_MAX_CONNECTIONS", int, low=3, high=100000),
             db_connect_timeout=reader.number("DB_CONNECT_TIMEOUT", float, 5.0, low=0.1, high=120),
             db_acquire_timeout=reader.number("DB_ACQUIRE_TIMEOUT", float, 5.0, low=0.1, high=120),
             db_statement_timeout=reader.number("DB_STATEMENT_TIMEOUT", float, 5.0, low=0.01, high=600),

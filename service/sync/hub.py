@@ -26,6 +26,9 @@ from service.web.errors import RETRY_STREAMS, ServiceUnavailable, TooManyStreams
 logger = logging.getLogger("service.events")
 
 CHANNEL = "task_changes"
+NO_FREE_CONNECTION = (
+    "The database has no free connection for the event stream (see the connection budget); try again shortly"
+)
 # A silent network can hide a dead connection from both ends: ask the server now and then.
 HEALTH_CHECK_SECONDS = 15.0
 # Notifications of one user that arrive this close together cost one read and one event: a
@@ -108,6 +111,8 @@ class ChangeHub:
         self._connect_timeout = connect_timeout
         self._changes = changes
         self._max_streams = max_streams
+        # Why the listener's last connect failed, if it did: a full database is not a down one.
+        self._refused: Exception | None = None
         # A list, not a set: a user has a few streams, and a set is 216 bytes before its first.
         self._streams: dict[str, list[Stream]] = {}
         self._pending: set[str] = set()
@@ -155,6 +160,9 @@ class ChangeHub:
                 async with asyncio.timeout(self._connect_timeout):
                     await self._listening.wait()
             except TimeoutError:
+                if isinstance(self._refused, asyncpg.TooManyConnectionsError):
+                    # The database is up, and full: say so, rather than that it is unavailable.
+                    raise unavailable(NO_FREE_CONNECTION) from None
                 raise unavailable() from None
 
     async def close(self) -> None:
@@ -175,10 +183,12 @@ class ChangeHub:
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
             except Exception as exc:  # any failure to connect is retried; its kind is logged
+                self._refused = exc
                 logger.warning("change listener cannot connect: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
                 continue
+            self._refused = None
             try:
                 await self._listen(connection)
                 logger.warning("change listener lost its connection; ending event streams")
