@@ -98,3 +98,11 @@ def test_dependency_floors_are_past_known_advisories() -> None:
     floors = {canonicalize_name(r.name): r.specifier for r in _declared(()) if r.name in ("starlette", "h11")}
     assert not floors["starlette"].contains("0.49.0") and floors["starlette"].contains("0.49.1")
     assert not floors["h11"].contains("0.15.0")
+
+
+def test_app_json_names_what_a_first_deploy_needs() -> None:
+    env = json.loads((ROOT / "app.json").read_text("utf-8"))["env"]
+    assert env["CURSOR_SECRET"]["generator"] == "secret"
+    assert {"JWT_ISSUER", "JWT_AUDIENCE", "BETTER_AUTH_URL", "CORS_ORIGINS", "DB_MAX_CONNECTIONS"} <= set(env)
+    # Pinned, so the connection budget a deploy gets does not depend on the dyno Heroku picks.
+    assert env["WEB_CONCURRENCY"]["value"].isdigit()
