@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +15,8 @@ import asyncpg
 
 from service.settings import ConfigError, Settings
 
+# pgserver's list of the processes using a server, in its data folder.
+HANDLE_PIDS = ".handle_pids.json"
 INSTALL_LOCAL = "pip install -e '.[local]'"
 
 # libpq options asyncpg does not understand; it would send them to the server as settings.
@@ -70,10 +74,40 @@ def start_embedded(data_dir: Path) -> str:
     pgserver = _pgserver()
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(data_dir)
     # "stop": the server stops when the last process using it exits; workers get its URL instead.
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     url: str = server.get_uri()
     return url
+
+
+def forget_dead_handles(data_dir: Path) -> list[int]:
+    """Drop the PIDs of processes that died without saying so from pgserver's list of users.
+
+    pgserver stops the server when the last process in `.handle_pids.json` exits; a crashed one
+    stays listed for ever, so no later clean stop was ever the last, and PostgreSQL kept running.
+    """
+    path = data_dir / HANDLE_PIDS
+    try:
+        listed = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(listed, list):
+        return []
+    alive = [pid for pid in listed if isinstance(pid, int) and _alive(pid)]
+    if alive != listed:
+        path.write_text(json.dumps(alive))
+    return [pid for pid in listed if pid not in alive]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:

@@ -128,3 +128,22 @@ def test_a_local_better_auth_is_wired_with_nothing_but_its_url(tmp_path: Path) -
             output.seek(0)
             text = output.read().decode()
     assert "CURSOR_SECRET" not in text and "Traceback" not in text
+
+
+def test_after_a_crash_the_next_clean_stop_stops_the_embedded_database(tmp_path: Path) -> None:
+    """kill -9 leaves the dead PID in pgserver's list; the next clean stop must still stop PostgreSQL."""
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data), "HOME": str(tmp_path)}
+    crashed, _ = start_service(env)
+    crashed.kill()
+    crashed.wait(timeout=30)
+    assert (data / "postmaster.pid").exists()  # PostgreSQL outlived the crash, as it may
+    proc, base = start_service(env)
+    assert httpx.get(f"{base}/readyz").status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    for _ in range(100):  # pg_ctl stop -w returns once it is down; allow the exit a moment
+        if not (data / "postmaster.pid").exists():
+            break
+        time.sleep(0.1)
+    assert not (data / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
