@@ -76,6 +76,7 @@ class Settings:
     max_connections: int = 1000
     max_inflight_per_user: int = 8
     max_tasks_per_user: int = 100_000
+    max_idempotency_keys: int = 1000
     database_listen_url: str | None = None
     sync_retention: int = 30 * 86400
     max_streams_per_user: int = 5
@@ -217,6 +218,7 @@ class Settings:
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
             max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),
+            max_idempotency_keys=reader.number("MAX_IDEMPOTENCY_KEYS", int, 1000, low=1, high=1_000_000),
             database_listen_url=reader.text("DATABASE_LISTEN_URL"),
             sync_retention=reader.number("SYNC_RETENTION", int, 30 * 86400, low=1, high=10 * 365 * 86400),
             max_streams_per_user=reader.number("MAX_STREAMS_PER_USER", int, 5, low=1, high=1000),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import LargeBinary, Text, delete, func, select
+from sqlalchemy import Integer, LargeBinary, Text, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.expression import literal_column
 from starlette.requests import Request
@@ -22,7 +22,7 @@ from service.db.statements import Query, Runner, param
 from service.tasks.columns import USER, StoredTask, keys
 from service.tasks.schemas import TaskCreate
 from service.tasks.store import TaskStore
-from service.web.errors import Conflict, invalid
+from service.web.errors import RETRY_KEYS, Conflict, TooManyRequests, invalid
 
 MAX_IDEMPOTENCY_KEY = 255
 # Visible ASCII only: what survives every HTTP hop unchanged (the OpenAPI document states the same).
@@ -38,10 +38,27 @@ _expired = keys.c.created_at < func.now() - literal_column(f"interval '{IDEMPOTE
 _abandoned = keys.c.status.is_(None) & (
     keys.c.created_at < func.now() - literal_column(f"interval '{IN_FLIGHT_SECONDS} seconds'")
 )
-_claim = insert(keys).values(
-    user_id=USER, key=param("key", Text), request_hash=param("request_hash", LargeBinary)
+# A user holds at most max_keys keys (live, or expired and not purged yet, at most an hour more):
+# counting them stops at the bound, an index-only scan of the primary key's user prefix.
+_MAX_KEYS = param("max_keys", Integer)
+_held = (
+    select(func.count().label("n"))
+    .select_from(
+        select(literal_column("1"))
+        .select_from(keys)
+        .where(keys.c.user_id == USER)
+        .limit(_MAX_KEYS)
+        .subquery()
+    )
+    .cte("held")
 )
-CLAIM_KEY = Query.of(
+_claim = insert(keys).from_select(
+    ["user_id", "key", "request_hash"],
+    select(USER, param("key", Text), param("request_hash", LargeBinary)).where(
+        select(_held.c.n).scalar_subquery() < _MAX_KEYS
+    ),
+)
+_claimed = (
     _claim.on_conflict_do_update(
         index_elements=[keys.c.user_id, keys.c.key],
         set_={
@@ -51,7 +68,17 @@ CLAIM_KEY = Query.of(
             "created_at": func.now(),
         },
         where=_expired | _abandoned,
-    ).returning(keys.c.key)
+    )
+    .returning(keys.c.key)
+    .cte("claimed")
+)
+# Whether the key was taken for this request, and whether the user was at the bound (a new key
+# is then refused; an existing one is still found and replayed).
+CLAIM_KEY = Query.of(
+    select(
+        select(func.count()).select_from(_claimed).scalar_subquery().label("claimed"),
+        select(_held.c.n).scalar_subquery().label("held"),
+    ).add_cte(_claimed)
 )
 FIND_KEY = Query.of(
     select(keys.c.request_hash, keys.c.status, keys.c.response).where(
@@ -73,9 +100,13 @@ class KeyState(msgspec.Struct, frozen=True):
     response: bytes | None
 
 
-async def claim(runner: Runner, user_id: str, key: str, request_hash: bytes) -> bool:
-    """Take an idempotency key for a new request; False when it is already taken."""
-    return await runner.one(CLAIM_KEY, user_id=user_id, key=key, request_hash=request_hash) is not None
+async def claim(
+    runner: Runner, user_id: str, key: str, request_hash: bytes, max_keys: int
+) -> tuple[bool, bool]:
+    """Take an idempotency key for a new request: (taken, whether the user holds `max_keys` already)."""
+    row = await runner.one(CLAIM_KEY, user_id=user_id, key=key, request_hash=request_hash, max_keys=max_keys)
+    assert row is not None  # a SELECT without FROM returns its one row
+    return bool(row["claimed"]), row["held"] >= max_keys
 
 
 async def find(runner: Runner, user_id: str, key: str) -> KeyState | None:
@@ -105,8 +136,9 @@ async def create_once(
     """The task this key created: made now, or the first request's if this is a retry (True)."""
     # The decoded body, not its bytes: the same request formatted otherwise is still the same.
     request_hash = hashlib.sha256(_encode(body)).digest()
-    if not await claim(store.runner, user_id, key, request_hash):
-        return await _replay(store, user_id, key, request_hash), True
+    claimed, full = await claim(store.runner, user_id, key, request_hash, store.max_keys)
+    if not claimed:
+        return await _replay(store, user_id, key, request_hash, full), True
     try:
         return await store.create(user_id, task_id, now, body, key=key), False
     except BaseException:
@@ -115,8 +147,14 @@ async def create_once(
         raise
 
 
-async def _replay(store: TaskStore, user_id: str, key: str, request_hash: bytes) -> StoredTask:
+async def _replay(store: TaskStore, user_id: str, key: str, request_hash: bytes, full: bool) -> StoredTask:
     found = await find(store.runner, user_id, key)
+    if found is None and full:
+        raise TooManyRequests(
+            f"You hold {store.max_keys:,} Idempotency-Keys from the last 24 hours, the most kept per user:"
+            " retry this one later, or send it without a key",
+            headers={"retry-after": RETRY_KEYS},
+        )
     if found is not None and found.request_hash != request_hash:
         raise Conflict("This Idempotency-Key was already used with a different request body")
     if found is None or found.status is None or found.response is None:

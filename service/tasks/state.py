@@ -24,5 +24,6 @@ async def tasks_state(runner: Runner, settings: Settings) -> AsyncIterator[Tasks
     """The slice, with Idempotency-Keys past their 24 hours forgotten hourly while it is open."""
     async with every(HOURLY, "idempotency key purge", lambda: idempotency.purge(runner)):
         yield TasksState(
-            store=TaskStore(runner, settings.max_tasks_per_user), cursors=CursorCodec(settings.cursor_key)
+            store=TaskStore(runner, settings.max_tasks_per_user, settings.max_idempotency_keys),
+            cursors=CursorCodec(settings.cursor_key),
         )

@@ -40,6 +40,8 @@ from service.tasks.schemas import ListQuery, TagCount, TaskCreate, TaskStats, Ta
 from service.web.errors import QuotaExceeded
 
 DEFAULT_MAX_TASKS = 100_000
+# Idempotency-Keys one user may hold: each keeps its task's row (a few KB at most) for 24 hours.
+DEFAULT_MAX_KEYS = 1000
 
 # The user's row counts their tasks and hands out the key of a new first task (positions.py): the
 # upsert locks that row, so concurrent creates of one user take distinct keys, one after another.
@@ -200,10 +202,13 @@ def _changes(changes: msgspec.Struct) -> dict[str, Any]:
 class TaskStore:
     """Runs the task statements on the shared runner; every method takes the owner's id."""
 
-    def __init__(self, runner: Runner, max_tasks: int = DEFAULT_MAX_TASKS) -> None:
+    def __init__(
+        self, runner: Runner, max_tasks: int = DEFAULT_MAX_TASKS, max_keys: int = DEFAULT_MAX_KEYS
+    ) -> None:
         self.runner = runner
         self._one = runner.one
         self._max_tasks = max_tasks
+        self.max_keys = max_keys
 
     async def _task(self, query: Query, **values: Any) -> StoredTask | None:
         row = await self._one(query, **values)

@@ -10,6 +10,7 @@ from service.web.schemas import FieldError
 # Retry-After, in seconds, by cause: the one place each wait is chosen.
 RETRY_UNAVAILABLE = "5"  # the database is down, or a statement ran past its timeout
 RETRY_BUSY = "1"  # the user's requests in flight, or the worker's connections, are at their cap
+RETRY_KEYS = "3600"  # the user holds MAX_IDEMPOTENCY_KEYS keys: the hourly purge frees some
 RETRY_STREAMS = "5"  # the user has MAX_STREAMS_PER_USER event streams open
 # The schema is behind the code: an operator has to act, so polling clients need not come back soon.
 RETRY_MIGRATING = "30"

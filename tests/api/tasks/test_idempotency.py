@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from service.db.pool import asyncpg_dsn
 from service.tasks.idempotency import PURGE_KEYS
+from tests.support import assert_error, auth, new_user
 from tests.support.clients import UserClient, burst
 from tests.support.postgres import Database
 from tests.support.servers import LiveServer
@@ -149,3 +151,30 @@ def test_the_replay_is_the_row_postgresql_stored(me: UserClient, key: str, datab
     assert (stored["completed"], stored["version"]) == (False, 1)
     replay = _post(me, key, {"title": "as stored"})
     assert replay.json()["data"] == first.json()["data"] == me.task(first.json()["data"]["id"])
+
+
+def test_a_user_holds_at_most_max_idempotency_keys(make_server: Callable[..., LiveServer]) -> None:
+    """Each key keeps its task's row for 24 hours: a user cannot make the database keep more than
+    MAX_IDEMPOTENCY_KEYS of them. At the bound a new key is 429 and creates nothing; retries of the
+    keys already held still replay, and creates without a key go on."""
+    live = make_server(max_idempotency_keys=3)
+    user = new_user()
+    with live.client() as client:
+        url, headers = f"/api/{user}/tasks", auth(user)
+        for n in range(3):
+            assert (
+                client.post(
+                    url, json={"title": f"t{n}"}, headers={**headers, "Idempotency-Key": f"k{n}"}
+                ).status_code
+                == 201
+            )
+        refused = client.post(url, json={"title": "t3"}, headers={**headers, "Idempotency-Key": "k3"})
+        assert_error(refused, 429, "TOO_MANY_REQUESTS")
+        assert "Idempotency-Key" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"].isdigit()
+        replay = client.post(url, json={"title": "t0"}, headers={**headers, "Idempotency-Key": "k0"})
+        assert replay.status_code == 201
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert client.post(url, json={"title": "no key"}, headers=headers).status_code == 201
+        titles = sorted(t["title"] for t in client.get(url, headers=headers).json()["data"])
+    assert titles == ["no key", "t0", "t1", "t2"]
