@@ -21,6 +21,7 @@
 // SIGTERM or SIGINT closes the server and exits with code 0.
 //
 // Test-only routes, not part of Better Auth; always answered, even during an outage:
+//   GET  /test/page             a blank HTML page on this origin, for browser tests to run a frontend's calls in.
 //   POST /test/rotate           creates a new signing key through the jwt plugin's own createJwk(). Tokens
 //                               issued from then on carry the new kid; the previous keys STAY in the JWKS
 //                               (as in Better Auth, which only drops a key gracePeriod after it expires).
@@ -95,6 +96,11 @@ server.listen(Number(env.BA_PORT || 0), "127.0.0.1", async () => {
     }
     const reply = (status, body) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    if (pathname === "/test/page" && req.method === "GET") {
+      // A blank page on Better Auth's origin, as a Next.js app serving /api/auth has: a browser test
+      // runs the frontend's calls from it.
+      return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>app</title>");
+    }
     if (req.method !== "POST") return reply(405, { error: "POST only" });
     if (pathname === "/test/outage" || pathname === "/test/recover") {
       down = pathname === "/test/outage";
