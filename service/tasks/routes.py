@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
@@ -38,6 +38,7 @@ from service.tasks.cursors import CursorBinding
 from service.tasks.fields import ANCHOR_RULE
 from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN, create_once, idempotency_key
 from service.tasks.ids import uuid7
+from service.tasks.move import move
 from service.tasks.schemas import (
     ClearCompleted,
     Cleared,
@@ -50,6 +51,7 @@ from service.tasks.schemas import (
     TaskEnvelope,
     TaskListEnvelope,
     TaskMove,
+    TaskRead,
     TaskUpdate,
 )
 from service.tasks.state import TasksState
@@ -217,16 +219,26 @@ class TaskItem(Endpoint):
         return _task_response(request, stored)
 
 
-def _task_update(operation_id: str, summary: str) -> Operation:
+def _task_write(
+    operation_id: str,
+    summary: str,
+    ok: TaskRead,
+    body: Any,
+    body_example: msgspec.Struct,
+    *,
+    body_required: bool = True,
+) -> Operation:
+    """A write to one task by its id: partial or a toggle, conditional on If-Match."""
     return Operation(
         operation_id,
         summary,
         200,
         TaskEnvelope,
         (*API_ERRORS, *BODY_ERRORS, 404, 412),
-        ok_example=TaskEnvelope(examples.RENAMED, EXAMPLE_META),
-        body=NonEmptyTaskUpdate,
-        body_example=examples.RENAME,
+        ok_example=TaskEnvelope(ok, EXAMPLE_META),
+        body=body,
+        body_example=body_example,
+        body_required=body_required,
         invalid=_BAD_TITLE,
         parameters=[IF_MATCH],
         ok_headers=_TASK_HEADERS,
@@ -253,8 +265,16 @@ GET_TASK = Operation(
     },
 )
 # PUT and PATCH are one handler: both partial, as the contract says.
-REPLACE_TASK = _task_update("replaceTask", "Update a task (partial, like PATCH)")
-UPDATE_TASK = _task_update("updateTask", "Update some fields of a task")
+REPLACE_TASK = _task_write(
+    "replaceTask",
+    "Update a task (partial, like PATCH)",
+    examples.RENAMED,
+    NonEmptyTaskUpdate,
+    examples.RENAME,
+)
+UPDATE_TASK = _task_write(
+    "updateTask", "Update some fields of a task", examples.RENAMED, NonEmptyTaskUpdate, examples.RENAME
+)
 DELETE_TASK = Operation(
     "deleteTask",
     "Delete a task; answers it as it was",
@@ -281,19 +301,13 @@ class TaskCompletion(Endpoint):
         return _task_response(request, stored)
 
 
-COMPLETE_TASK = Operation(
+COMPLETE_TASK = _task_write(
     "completeTask",
     "Toggle `completed` (no body, or `{}`), or set it",
-    200,
-    TaskEnvelope,
-    (*API_ERRORS, *BODY_ERRORS, 404, 412),
-    ok_example=TaskEnvelope(examples.DONE, EXAMPLE_META),
-    body=TaskComplete,
-    body_example=examples.COMPLETE,
+    examples.DONE,
+    TaskComplete,
+    examples.COMPLETE,
     body_required=False,
-    invalid=_BAD_TITLE,
-    parameters=[IF_MATCH],
-    ok_headers=_TASK_HEADERS,
 )
 
 
@@ -306,8 +320,8 @@ class TaskMoving(Endpoint):
         if anchor == task_id:
             raise invalid(side, ANCHOR_RULE)
         store = _store(request)
-        stored = await store.move(
-            _user_id(request), task_id, if_match(request, task_id), anchor, side == "after"
+        stored = await move(
+            store.runner, _user_id(request), task_id, if_match(request, task_id), anchor, side == "after"
         )
         return _task_response(request, stored)
 

@@ -19,7 +19,7 @@ from sqlalchemy.sql import ColumnElement, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
-from service.tasks import listing, move
+from service.tasks import listing
 from service.tasks.columns import (
     BUMP,
     MATCHES,
@@ -302,14 +302,3 @@ class TaskStore:
     async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> listing.Page:
         """One page of `query`, starting past the position `after` (from an earlier Page.next)."""
         return await listing.page(self.runner, user_id, query, after)
-
-    async def move(
-        self,
-        user_id: str,
-        task_id: uuid.UUID,
-        versions: Sequence[int] | None,
-        anchor_id: uuid.UUID,
-        after: bool,
-    ) -> StoredTask:
-        """Put the task right after (or before) the anchor (move.py)."""
-        return await move.move(self.runner, user_id, task_id, versions, anchor_id, after)
