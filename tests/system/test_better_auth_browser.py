@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from service.app import create_app
-from tests.better_auth import BetterAuth, NodeUnavailable, better_auth
 from tests.support import Database, LiveServer, settings_for
-from tests.test_browser import ROUND, Recorder, browser  # noqa: F401 - `browser` is a fixture
+from tests.support.better_auth import BetterAuth, NodeUnavailable, better_auth
+from tests.system.test_browser import ROUND, Recorder, browser  # noqa: F401 - `browser` is a fixture
 
 # Run by the page, on Better Auth's own origin (as a Next.js app serving /api/auth would be):
 # sign up with email and password (the session cookie is set), then ask the jwt plugin for a token.

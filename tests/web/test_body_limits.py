@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.support import LiveServer, auth, new_user
-from tests.test_head_limits import connect, parse, read_until_closed
+from tests.support.raw_http import connect, parse, read_until_closed
 
 # One more than MAX_CONNECTIONS' default: enough to refuse everyone if the sockets were kept.
 ATTACKERS = 1100

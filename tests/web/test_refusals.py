@@ -27,7 +27,7 @@ from tests.support import (
     new_user,
     settings_for,
 )
-from tests.test_head_limits import connect, read_until_closed
+from tests.support.raw_http import connect, read_until_closed
 
 
 def _b64(data: bytes) -> str:
