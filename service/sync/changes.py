@@ -21,7 +21,7 @@ from service.sync.schemas import (
 from service.sync.state import SyncState
 from service.sync.store import ChangeStore
 from service.sync.tokens import Position, SyncTokens
-from service.tasks import examples
+from service.tasks import documentation as examples
 from service.web.bodies import read_query, rules
 from service.web.envelope import json_response, request_id
 from service.web.errors import SyncExpired, invalid

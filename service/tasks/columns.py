@@ -17,9 +17,10 @@ from sqlalchemy.sql import ColumnElement, func
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import param, table
-from service.tasks import positions
 from service.tasks.models import IdempotencyKey, Task, TaskTagCount, User
+from service.tasks.order import positions
 from service.tasks.schemas import TaskRead
+from service.web.conditional import etag
 
 tasks = table(Task)
 users = table(User)
@@ -67,6 +68,9 @@ class StoredTask(msgspec.Struct, frozen=True):
 
     task: TaskRead
     version: int
+
+    def etag(self) -> str:
+        return etag(self.task.id, self.version)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> StoredTask:

@@ -55,7 +55,7 @@ class Task(SQLModel, table=True):
     # The tags case-folded, one for one: what the tag filter and the stats compare.
     tag_keys: list[str] = Field(sa_type=ARRAY(Text), sa_column_kwargs={"server_default": text("'{}'")})
     completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    # Byte order is the manual order (service/tasks/positions.py).
+    # Byte order is the manual order (service/tasks/order/positions.py).
     position: str = Field(sa_type=Text(collation="C"))
     # Set by a trigger on every write: the user's change number of this row's latest change.
     change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})

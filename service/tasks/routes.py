@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -21,24 +21,27 @@ from service.openapi.operation import (
     ApiRoute,
     Operation,
     header,
-    parameter,
     query_parameters,
 )
-from service.tasks import examples
+from service.tasks import documentation as examples
 from service.tasks.columns import StoredTask, utc_now
-from service.tasks.conditional import (
-    ETAG_LIST_PATTERN,
-    IF_MATCH_RULE,
-    etag_of,
-    if_match,
-    missing_or_stale,
-    none_match,
+from service.tasks.documentation import (
+    BAD_LIMIT,
+    BAD_TITLE,
+    ETAG,
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    TASK_HEADERS,
+    TASK_LINKS,
+    NonEmptyTaskUpdate,
+    OneAnchorMove,
 )
-from service.tasks.cursors import CursorBinding
 from service.tasks.fields import ANCHOR_RULE
-from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN, create_once, idempotency_key
+from service.tasks.idempotency import create_once, idempotency_key
 from service.tasks.ids import uuid7
-from service.tasks.move import move
+from service.tasks.listing.cursors import CursorBinding
+from service.tasks.order.move import move
 from service.tasks.schemas import (
     ClearCompleted,
     Cleared,
@@ -56,42 +59,12 @@ from service.tasks.schemas import (
 )
 from service.tasks.state import TasksState
 from service.tasks.store import TaskStore
-from service.web.bodies import read_json, read_query, rules
+from service.web.bodies import read_json, read_query
+from service.web.conditional import IF_MATCH_RULE, if_match, none_match
 from service.web.endpoint import Endpoint
 from service.web.envelope import json_response, meta, request_id
 from service.web.errors import TASK_NOT_FOUND, NotFound, invalid
 from service.web.schemas import FieldError
-
-# What the documentation adds to the route table, beside each route below.
-# Exactly one of the partial update's fields at least; exactly one of before and after.
-NonEmptyTaskUpdate = Annotated[TaskUpdate, msgspec.Meta(extra_json_schema={"minProperties": 1})]
-OneAnchorMove = Annotated[TaskMove, msgspec.Meta(extra_json_schema={"minProperties": 1, "maxProperties": 1})]
-_ETAG = header("Strong ETag of the task's current version")
-_TASK_HEADERS = {"ETag": _ETAG}
-_BAD_TITLE = FieldError("title", rules(TaskCreate)["title"])
-_BAD_LIMIT = FieldError("limit", rules(ListQuery)["limit"])
-IF_MATCH = parameter(
-    "If-Match",
-    "header",
-    {"type": "string", "pattern": ETAG_LIST_PATTERN},
-    "Write only if the task's ETag is one of these, or `*`",
-)
-IF_NONE_MATCH = parameter(
-    "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
-)
-IDEMPOTENCY_KEY = parameter(
-    "Idempotency-Key",
-    "header",
-    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"},
-    "Retries with the same key and body within 24 h replay the first 201 and create nothing",
-)
-_TASK_LINKS = {
-    f"{verb}Task": {
-        "operationId": f"{verb}Task",
-        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/data/id"},
-    }
-    for verb in ("get", "replace", "update", "complete", "move", "delete")
-}
 
 
 def _user_id(request: Request[TasksState]) -> str:
@@ -115,7 +88,7 @@ def _task_response(
     request: Request[TasksState], stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     envelope = TaskEnvelope(stored.task, meta(request.scope))
-    return json_response(request.scope, status, envelope, {"etag": etag_of(stored), **(headers or {})})
+    return json_response(request.scope, status, envelope, {"etag": stored.etag(), **(headers or {})})
 
 
 def _found(stored: StoredTask | None) -> StoredTask:
@@ -166,7 +139,7 @@ LIST_TASKS = Operation(
     ok_example=TaskListEnvelope(
         [examples.TASK], ListMeta(EXAMPLE_META.request_id, count=1, limit=50, next_cursor=None)
     ),
-    invalid=_BAD_LIMIT,
+    invalid=BAD_LIMIT,
     parameters=query_parameters(ListQuery),
 )
 CREATE_TASK = Operation(
@@ -178,14 +151,14 @@ CREATE_TASK = Operation(
     ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
     body=TaskCreate,
     body_example=examples.CREATE,
-    invalid=_BAD_TITLE,
+    invalid=BAD_TITLE,
     parameters=[IDEMPOTENCY_KEY],
     ok_headers={
-        **_TASK_HEADERS,
+        **TASK_HEADERS,
         "Location": header("The new task's URL"),
         "Idempotent-Replayed": header("`true` when this is a replay of an earlier request"),
     },
-    links=_TASK_LINKS,
+    links=TASK_LINKS,
 )
 
 
@@ -194,7 +167,7 @@ class TaskItem(Endpoint):
 
     async def get(self, request: Request[TasksState]) -> Response:
         stored = _found(await _store(request).get(_user_id(request), _task_id(request)))
-        tag = etag_of(stored)
+        tag = stored.etag()
         if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"etag": tag, "x-request-id": request_id(request.scope)})
         return _task_response(request, stored)
@@ -206,7 +179,7 @@ class TaskItem(Endpoint):
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
         stored = await store.update(user_id, task_id, if_match(request, task_id), changes)
         if stored is None:
-            raise await missing_or_stale(store, user_id, task_id)
+            raise await store.missing_or_stale(user_id, task_id)
         return _task_response(request, stored)
 
     patch = put
@@ -215,7 +188,7 @@ class TaskItem(Endpoint):
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
         stored = await store.delete(user_id, task_id, if_match(request, task_id))
         if stored is None:
-            raise await missing_or_stale(store, user_id, task_id)
+            raise await store.missing_or_stale(user_id, task_id)
         return _task_response(request, stored)
 
 
@@ -239,9 +212,9 @@ def _task_write(
         body=body,
         body_example=body_example,
         body_required=body_required,
-        invalid=_BAD_TITLE,
+        invalid=BAD_TITLE,
         parameters=[IF_MATCH],
-        ok_headers=_TASK_HEADERS,
+        ok_headers=TASK_HEADERS,
     )
 
 
@@ -253,12 +226,12 @@ GET_TASK = Operation(
     (*API_ERRORS, 404),
     ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
     parameters=[IF_NONE_MATCH],
-    ok_headers=_TASK_HEADERS,
+    ok_headers=TASK_HEADERS,
     extra_responses={
         "304": {
             "description": "Not modified",
             "headers": {
-                "ETag": _ETAG,
+                "ETag": ETAG,
                 "X-Request-ID": REQUEST_ID,
             },
         }
@@ -284,7 +257,7 @@ DELETE_TASK = Operation(
     invalid=FieldError("If-Match", IF_MATCH_RULE),
     ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
     parameters=[IF_MATCH],
-    ok_headers=_TASK_HEADERS,
+    ok_headers=TASK_HEADERS,
 )
 
 
@@ -297,7 +270,7 @@ class TaskCompletion(Endpoint):
         user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
         stored = await store.set_completed(user_id, task_id, if_match(request, task_id), completed)
         if stored is None:
-            raise await missing_or_stale(store, user_id, task_id)
+            raise await store.missing_or_stale(user_id, task_id)
         return _task_response(request, stored)
 
 
@@ -335,9 +308,9 @@ MOVE_TASK = Operation(
     ok_example=TaskEnvelope(examples.MOVED, EXAMPLE_META),
     body=OneAnchorMove,
     body_example=examples.MOVE,
-    invalid=_BAD_TITLE,
+    invalid=BAD_TITLE,
     parameters=[IF_MATCH],
-    ok_headers=_TASK_HEADERS,
+    ok_headers=TASK_HEADERS,
 )
 
 
@@ -378,7 +351,7 @@ CLEAR_COMPLETED = Operation(
     body=ClearCompleted,
     body_example=ClearCompleted(),
     body_required=False,
-    invalid=_BAD_TITLE,
+    invalid=BAD_TITLE,
 )
 
 # The words below /tasks/ that name routes of their own (the changes feed is the sync feature's):

@@ -10,7 +10,7 @@ from service.db.maintenance import HOURLY, every
 from service.db.statements import Runner
 from service.settings import Settings
 from service.tasks import idempotency
-from service.tasks.cursors import CursorCodec
+from service.tasks.listing.cursors import CursorCodec
 from service.tasks.store import TaskStore
 
 

@@ -1,6 +1,6 @@
 """Task CRUD, stats and clear-completed: each one statement, compiled once, naming its user.
 
-The listing (listing.py), the manual order (move.py) and Idempotency-Key claims (idempotency.py)
+The listing (listing/), the manual order (order/) and Idempotency-Key claims (idempotency.py)
 keep their own SQL; `TaskStore` is the one door the routes go through to all of them.
 """
 
@@ -19,7 +19,6 @@ from sqlalchemy.sql import ColumnElement, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
-from service.tasks import listing
 from service.tasks.columns import (
     BUMP,
     MATCHES,
@@ -36,8 +35,9 @@ from service.tasks.columns import (
     utc_now,
 )
 from service.tasks.fields import STATS_TAGS_MAX, tag_keys
+from service.tasks.listing import query as listing
 from service.tasks.schemas import ListQuery, TagCount, TaskCreate, TaskStats, TaskUpdate
-from service.web.errors import QuotaExceeded
+from service.web.errors import TASK_NOT_FOUND, ApiError, NotFound, PreconditionFailed, QuotaExceeded
 
 DEFAULT_MAX_TASKS = 100_000
 # Idempotency-Keys one user may hold: each keeps its task's row (a few KB at most) for 24 hours.
@@ -302,3 +302,9 @@ class TaskStore:
     async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> listing.Page:
         """One page of `query`, starting past the position `after` (from an earlier Page.next)."""
         return await listing.page(self.runner, user_id, query, after)
+
+    async def missing_or_stale(self, user_id: str, task_id: uuid.UUID) -> ApiError:
+        """Why a conditional write touched no row: the task is gone (404) or its ETag moved on (412)."""
+        if await self.exists(user_id, task_id):
+            return PreconditionFailed()
+        return NotFound(TASK_NOT_FOUND)

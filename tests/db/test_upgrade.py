@@ -13,7 +13,7 @@ import pytest
 
 from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
-from service.tasks import positions
+from service.tasks.order import positions
 from tests.support.postgres import Database, create_database
 from tests.support.servers import LiveServer
 from tests.support.tokens import auth

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from service.web.errors import error_codes
 from tests.support.readme import README, ROOT, marked_blocks
 
@@ -40,7 +38,9 @@ def test_the_first_command_installs_the_lock_and_serves_locally() -> None:
     (block,) = marked_blocks("serve")
     install, _, serve = block.code.strip().rpartition(" && ")
     assert serve == ".venv/bin/python -m service"
-    assert install == "python3 -m venv .venv && .venv/bin/pip install -q -c requirements-dev.txt -e '.[local]'"
+    assert (
+        install == "python3 -m venv .venv && .venv/bin/pip install -q -c requirements-dev.txt -e '.[local]'"
+    )
 
 
 OUTSIDE_PATHS = ("../" + "shared", "/" + "work/")

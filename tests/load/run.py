@@ -41,7 +41,7 @@ async def prepare(admin_url: str, users: int, tasks: int) -> str:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(
-            # Positions newest first (service/tasks/positions.py's int_key(t)), with the users' counters to match.
+            # Positions newest first (service/tasks/order/positions.py's int_key(t)), with the users' counters to match.
             """INSERT INTO users (id, task_count, position_head)
                SELECT 'load-user-' || lpad(u::text, 5, '0'), $2, 1 FROM generate_series(0, $1 - 1) u;
                INSERT INTO tasks (user_id, id, title, description, completed, completed_at, created_at,

@@ -42,7 +42,7 @@ import httpx
 
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
-from service.tasks import positions
+from service.tasks.order import positions
 from tests.support.pg_cluster import PgCluster
 from tests.support.postgres import _with_database, create_database
 from tests.support.servers import start_service

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from service.tasks import positions
-from service.tasks.move import RESPACE_WINDOW
+from service.tasks.order import positions
+from service.tasks.order.move import RESPACE_WINDOW
 from tests.support import Database, auth, new_user
 
 TASKS = 100_000

@@ -14,7 +14,7 @@ import pytest
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.tasks.columns import READ_COLUMNS
-from service.tasks.listing import SORTS, like_pattern, list_query
+from service.tasks.listing.query import SORTS, like_pattern, list_query
 from service.tasks.schemas import TaskRead
 from tests.support.pg_cluster import PgCluster, system_bin_dir
 from tests.support.postgres import Database, create_database
@@ -180,7 +180,7 @@ def test_each_new_sort_pages_the_big_user_exactly_like_one_query(
     """Keyset pages over the EXPLAIN data (nulls, ties) give exactly the rows of one ordered query."""
     import asyncpg
 
-    from service.tasks.listing import Page
+    from service.tasks.listing.query import Page
 
     async def walk() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         conn = await asyncpg.connect(asyncpg_dsn(big_database_with_every_field.url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from service.tasks.listing import SORTS
+from service.tasks.listing.query import SORTS
 from service.tasks.schemas import ListQuery, TaskCreate
 from service.web.bodies import read_query, rules
 from service.web.errors import ValidationFailed

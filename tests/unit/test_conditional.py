@@ -1,4 +1,4 @@
-"""service/tasks/conditional.py: strong ETags, If-Match versions and If-None-Match's weak comparison."""
+"""service.web.conditional.py: strong ETags, If-Match versions and If-None-Match's weak comparison."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from service.tasks.conditional import etag, if_match_versions, none_match
+from service.web.conditional import etag, if_match_versions, none_match
 from service.web.errors import ValidationFailed
 
 A = uuid.UUID("01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f")

@@ -1,10 +1,10 @@
-"""service/tasks/cursors.py: the cursor codec, sealed to its user, sort and filters."""
+"""service/tasks/listing/cursors.py: the cursor codec, sealed to its user, sort and filters."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.tasks.cursors import CursorBinding, CursorCodec
+from service.tasks.listing.cursors import CursorBinding, CursorCodec
 from service.tasks.schemas import ListQuery
 from service.web.errors import ValidationFailed
 

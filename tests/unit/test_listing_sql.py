@@ -1,4 +1,4 @@
-"""service/tasks/listing.py: each sort's position and keyset values, LIKE escaping, statements compiled once."""
+"""service/tasks/listing/query.py: each sort's position and keyset values, LIKE escaping, statements compiled once."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from service.tasks.examples import TASK as EXAMPLE_TASK
-from service.tasks.listing import SORTS, like_pattern, list_query
+from service.tasks.documentation import TASK as EXAMPLE_TASK
+from service.tasks.listing.query import SORTS, like_pattern, list_query
 
 A = uuid.UUID("01934f2e-7c1a-7b3e-9f2d-5a6b7c8d9e0f")
 

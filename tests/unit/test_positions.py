@@ -1,4 +1,4 @@
-"""service/tasks/positions.py: keys that sort as bytes, a key between any two, short under real use."""
+"""service/tasks/order/positions.py: keys that sort as bytes, a key between any two, short under real use."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from service.tasks import positions
-from service.tasks.positions import (
+from service.tasks.order import positions
+from service.tasks.order.positions import (
     INT_MAX,
     INT_MIN,
     INT_WIDTH,

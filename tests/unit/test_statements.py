@@ -7,7 +7,7 @@ from itertools import combinations
 
 import pytest
 
-from service.tasks.listing import FILTERS, SORTS, list_query
+from service.tasks.listing.query import FILTERS, SORTS, list_query
 from service.tasks.store import CREATE, CREATE_WITH_KEY, DELETE, EXISTS, GET, SET_COMPLETED, UPDATE
 
 _ALL_LISTINGS = [

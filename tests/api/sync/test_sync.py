@@ -20,7 +20,7 @@ from service.db.migrations import SQL_DIR, migrate
 from service.db.pool import asyncpg_dsn
 from service.sync.tokens import Position, SyncTokens
 from service.tasks.ids import uuid7
-from service.tasks.positions import int_key, sql_int_key
+from service.tasks.order.positions import int_key, sql_int_key
 from tests.support.postgres import Database, create_database
 from tests.support.servers import LiveServer
 from tests.support.tokens import SECRET, auth, new_user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from service.tasks.conditional import etag
+from service.web.conditional import etag
 from tests.support.clients import UserClient, burst
 from tests.support.servers import LiveServer
 

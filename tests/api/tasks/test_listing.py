@@ -15,7 +15,7 @@ import pytest
 
 from service.db.pool import asyncpg_dsn
 from service.db.statements import Runner
-from service.tasks.listing import list_query
+from service.tasks.listing.query import list_query
 from service.tasks.schemas import ListQuery
 from service.tasks.store import TaskStore
 from tests.support.assertions import invalid_field

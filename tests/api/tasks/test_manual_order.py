@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from service.tasks import positions
+from service.tasks.order import positions
 from tests.support.clients import create_task, run_together
 from tests.support.postgres import Database
 from tests.support.servers import LiveServer

@@ -1,6 +1,6 @@
 """The manual order: a move rewrites one task's position key, and rarely renumbers the user's tasks.
 
-Keys are strings that sort as bytes (service/tasks/positions.py); a key between two neighbours is
+Keys are strings that sort as bytes (service/tasks/order/positions.py); a key between two neighbours is
 almost always short, and a renumbering makes room when keys in one gap grow too long.
 """
 
@@ -20,15 +20,15 @@ from sqlalchemy.sql import func, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
-from service.tasks import positions
 from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, tasks, users, utc_now
 from service.tasks.fields import ANCHOR_RULE
+from service.tasks.order import positions
 from service.web.errors import TASK_NOT_FOUND, Conflict, NotFound, PreconditionFailed, invalid
 
 # A move that meets a concurrent writer's locks starts again this many times before a 409.
 MOVE_ATTEMPTS = 5
 
-# The manual order (service/tasks/positions.py). Every statement that writes a position first locks the
+# The manual order (service/tasks/order/positions.py). Every statement that writes a position first locks the
 # user's row (a create through its upsert), so positions are written one at a time per user and a
 # key computed from the rows it just read is still free when it is written. A move locks its task
 # first and the user's row second, the order a DELETE takes them in (task row, then the count).

@@ -1,4 +1,4 @@
-"""Conditional requests on one task: its ETag, If-None-Match (304) and If-Match (412)."""
+"""Conditional requests on one resource of an id and a version: its ETag, If-None-Match (304), If-Match (412)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from service.auth.signing import b64encode
-from service.tasks.columns import StoredTask
-from service.tasks.store import TaskStore
-from service.web.errors import TASK_NOT_FOUND, NotFound, PreconditionFailed, invalid
+from service.web.errors import invalid
 
 IF_MATCH_RULE = 'must be * or a list of quoted ETags, such as "3-AbCdEfGh"'
 # RFC 9110's entity-tag list (etagc without obs-text): the OpenAPI document states the same pattern.
@@ -33,10 +31,6 @@ def _task_tag(task_id: uuid.UUID) -> str:
 def etag(task_id: uuid.UUID, version: int) -> str:
     """The task's strong ETag: every write bumps the version, and the id makes it the task's own."""
     return f'"{version}-{_task_tag(task_id)}"'
-
-
-def etag_of(stored: StoredTask) -> str:
-    return etag(stored.task.id, stored.version)
 
 
 def if_match_versions(header: str | None, task_id: uuid.UUID) -> list[int] | None:
@@ -72,10 +66,3 @@ def none_match(header: str | None, current: str) -> bool:
     if header.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == current for tag in header.split(","))
-
-
-async def missing_or_stale(store: TaskStore, user_id: str, task_id: uuid.UUID) -> Exception:
-    """Why a conditional write touched no row: the task is gone (404) or its ETag moved on (412)."""
-    if await store.exists(user_id, task_id):
-        return PreconditionFailed()
-    return NotFound(TASK_NOT_FOUND)
