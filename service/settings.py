@@ -77,6 +77,7 @@ class Settings:
     max_inflight_per_user: int = 8
     max_tasks_per_user: int = 100_000
     max_idempotency_keys: int = 1000
+    max_tombstones_per_user: int = 10_000
     database_listen_url: str | None = None
     sync_retention: int = 30 * 86400
     max_streams_per_user: int = 5
@@ -219,6 +220,9 @@ class Settings:
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
             max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),
             max_idempotency_keys=reader.number("MAX_IDEMPOTENCY_KEYS", int, 1000, low=1, high=1_000_000),
+            max_tombstones_per_user=reader.number(
+                "MAX_TOMBSTONES_PER_USER", int, 10_000, low=1, high=100_000_000
+            ),
             database_listen_url=reader.text("DATABASE_LISTEN_URL"),
             sync_retention=reader.number("SYNC_RETENTION", int, 30 * 86400, low=1, high=10 * 365 * 86400),
             max_streams_per_user=reader.number("MAX_STREAMS_PER_USER", int, 5, low=1, high=1000),

@@ -48,6 +48,9 @@ async def changes(request: Request[SyncState]) -> Response:
         since = since_position(tokens, user_id, query.since, request.state["sync_retention"])
     feed: ChangeStore = request.state["changes"]
     page = await feed.changes(user_id, None if since is None else since.seq, query.limit + 1)
+    if since is not None and since.seq < page.horizon:
+        # Deletions after it were forgotten by the per-user bound: it cannot be brought up to date.
+        raise SyncExpired("Deletions since this sync token are no longer kept; start over with a full sync")
     if since is not None and since.seq > page.head:
         # The database is behind the token (restored from a backup): only a full sync is safe.
         raise SyncExpired("This sync token is ahead of the server's history; start over with a full sync")

@@ -39,7 +39,8 @@ async def sync_state(runner: Runner, settings: Settings) -> AsyncIterator[SyncSt
     hub = ChangeHub(settings.listen_url, settings.db_connect_timeout, changes, settings.max_streams_per_user)
     interval, keep = tombstone_schedule(settings.sync_retention)
     try:
-        async with every(interval, "tombstone purge", lambda: changes.purge_tombstones(keep)):
+        most = settings.max_tombstones_per_user
+        async with every(interval, "tombstone purge", lambda: changes.purge_tombstones(keep, most)):
             yield SyncState(
                 changes=changes,
                 sync_tokens=SyncTokens(settings.cursor_key),

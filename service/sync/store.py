@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import BigInteger, Integer, Interval, func, null, true, union_all
-from sqlalchemy.sql import delete, select
+from sqlalchemy.sql import delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param, table
@@ -35,9 +35,9 @@ _deletions = select(
     tombstones.c.deleted_at,
     *(tombstones.c.id if c.name == "id" else null().label(c.name) for c in READ_COLUMNS),
 ).where(tombstones.c.user_id == USER, tombstones.c.change_seq > _SINCE)
-# The page's columns before the task's: the clock, the user's latest number, the row's number
-# and its deletion time.
-_BEFORE_TASK = 4
+# The page's columns before the task's: the clock, the user's latest number, the horizon of the
+# tombstones forgotten by number, the row's number and its deletion time.
+_BEFORE_TASK = 5
 # The database's clock, so token times and tombstone times come from one clock; one row always.
 _clock = select(func.statement_timestamp().label("read_at")).subquery("clock")
 
@@ -45,7 +45,7 @@ _clock = select(func.statement_timestamp().label("read_at")).subquery("clock")
 def _with_head(page: Any) -> Query:
     """A page with the user's latest change number beside it (null when they never wrote)."""
     return Query.of(
-        select(_clock.c.read_at, users.c.change_seq.label("head_seq"), page)
+        select(_clock.c.read_at, users.c.change_seq.label("head_seq"), users.c.tombstone_horizon, page)
         .select_from(_clock.outerjoin(users, users.c.id == USER).outerjoin(page, true()))
         .order_by(page.c.seq)
     )
@@ -68,6 +68,42 @@ PURGE_TOMBSTONES = Query.of(
 )
 
 
+# Maintenance across all users: each user keeps their newest `most` tombstones; the highest number
+# forgotten becomes their horizon, in the same statement, so no token slips between the two.
+_ranked = select(
+    tombstones.c.user_id,
+    tombstones.c.change_seq,
+    func.row_number()
+    .over(partition_by=tombstones.c.user_id, order_by=tombstones.c.change_seq.desc())
+    .label("rank"),
+).cte("ranked")
+_forgotten = (
+    delete(tombstones)
+    .where(
+        tombstones.c.user_id == _ranked.c.user_id,
+        tombstones.c.change_seq == _ranked.c.change_seq,
+        _ranked.c.rank > param("most", Integer),
+    )
+    .returning(tombstones.c.user_id, tombstones.c.change_seq)
+    .cte("forgotten")
+)
+_tops = (
+    select(_forgotten.c.user_id, func.max(_forgotten.c.change_seq).label("top"))
+    .group_by(_forgotten.c.user_id)
+    .subquery("tops")
+)
+_raised = (
+    update(users)
+    .where(users.c.id == _tops.c.user_id, users.c.tombstone_horizon < _tops.c.top)
+    .values(tombstone_horizon=_tops.c.top)
+    .returning(users.c.id)
+    .cte("raised")
+)
+BOUND_TOMBSTONES = Query.of(
+    select(select(func.count()).select_from(_forgotten).scalar_subquery().label("forgotten")).add_cte(_raised)
+)
+
+
 class ChangePage(msgspec.Struct, frozen=True):
     """Changes in number order (`seqs[i]` numbers `changes[i]`), and the user's latest number in the
     same snapshot, read then."""
@@ -75,6 +111,8 @@ class ChangePage(msgspec.Struct, frozen=True):
     changes: list[Change]
     seqs: list[int]
     head: int
+    # A `since` below this may have missed a deletion whose tombstone was forgotten.
+    horizon: int
     read_at: datetime
 
 
@@ -96,7 +134,13 @@ class ChangeStore:
             else Deletion(row["id"], row["deleted_at"])
             for row in rows
         ]
-        return ChangePage(changes, [row["seq"] for row in rows], first["head_seq"] or 0, first["read_at"])
+        return ChangePage(
+            changes,
+            [row["seq"] for row in rows],
+            first["head_seq"] or 0,
+            first["tombstone_horizon"] or 0,
+            first["read_at"],
+        )
 
     async def head(self, user_id: str) -> tuple[int, datetime]:
         """The user's latest change number (0 before their first write), and the database's time."""
@@ -104,5 +148,9 @@ class ChangeStore:
         assert row is not None
         return row["head_seq"] or 0, row["read_at"]
 
-    async def purge_tombstones(self, keep: timedelta) -> int:
-        return await self._runner.count(PURGE_TOMBSTONES, keep=keep)
+    async def purge_tombstones(self, keep: timedelta, most: int) -> int:
+        """Forget tombstones older than `keep`, then each user's beyond their newest `most`."""
+        forgotten = await self._runner.count(PURGE_TOMBSTONES, keep=keep)
+        row = await self._runner.one(BOUND_TOMBSTONES, most=most)
+        assert row is not None  # a SELECT without FROM returns its one row
+        return forgotten + int(row["forgotten"])

@@ -29,6 +29,8 @@ class User(SQLModel, table=True):
     change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
     # How many of the user's tasks are completed: kept by triggers (sql/006_stats_counters.sql).
     completed_count: int = Field(sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
+    # The highest change number whose tombstone the count bound forgot (sql/007_tombstone_bound.sql).
+    tombstone_horizon: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
 
 
 class Task(SQLModel, table=True):
