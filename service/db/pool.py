@@ -81,7 +81,7 @@ def start_embedded(data_dir: Path) -> str:
     return url
 
 
-def forget_dead_handles(data_dir: Path) -> list[int]:
+def forget_dead_handles(data_dir: Path) -> None:
     """Drop the PIDs of processes that died without saying so from pgserver's list of users.
 
     pgserver stops the server when the last process in `.handle_pids.json` exits; a crashed one
@@ -91,13 +91,12 @@ def forget_dead_handles(data_dir: Path) -> list[int]:
     try:
         listed = json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
+        return
     if not isinstance(listed, list):
-        return []
+        return
     alive = [pid for pid in listed if isinstance(pid, int) and _alive(pid)]
     if alive != listed:
         path.write_text(json.dumps(alive))
-    return [pid for pid in listed if pid not in alive]
 
 
 def _alive(pid: int) -> bool:

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 
 from service.db.migrations import migrate
@@ -244,8 +245,6 @@ def main() -> int:
         since = sync_until_current(service.base, users[0], local, since)
 
         async def table() -> list[dict[str, Any]]:
-            import asyncpg
-
             conn = await asyncpg.connect(asyncpg_dsn(url))
             try:
                 rows = await conn.fetch("SELECT id::text, user_id, title, version FROM tasks")
