@@ -19,6 +19,8 @@ from service.db.migrations import load as load_migrations
 from service.db.pool import UNAVAILABLE_ERRORS, create_pool
 from service.db.schema_state import SchemaState
 from service.db.statements import Runner
+from service.lists import routes as lists
+from service.lists.state import lists_state
 from service.middleware import cors
 from service.middleware.auth import AuthMiddleware
 from service.middleware.fair_use import FairUseMiddleware
@@ -95,6 +97,7 @@ def create_app(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 tasks_slice = await stack.enter_async_context(tasks_state(runner, settings))
+                lists_slice = await stack.enter_async_context(lists_state(runner, settings))
                 sync_slice = await stack.enter_async_context(sync_state(runner, settings))
                 if jwks is not None:
                     await jwks.start()
@@ -106,7 +109,9 @@ def create_app(
                     stack.callback(metrics.close)
                     stack.callback(sampler.cancel)
                 _settle_the_collector()
-                yield AppState(pool=pool, runner=runner, schema=schema, **tasks_slice, **sync_slice)
+                yield AppState(
+                    pool=pool, runner=runner, schema=schema, **tasks_slice, **lists_slice, **sync_slice
+                )
         finally:
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
@@ -120,6 +125,7 @@ def create_app(
     routes = [
         *changes.routes,
         *tasks.routes,
+        *lists.routes,
         *events.routes,
         *health.routes,
         *docs.routes,

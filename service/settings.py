@@ -76,6 +76,7 @@ class Settings:
     max_connections: int = 1000
     max_inflight_per_user: int = 8
     max_tasks_per_user: int = 100_000
+    max_lists_per_user: int = 500
     max_idempotency_keys: int = 1000
     max_tombstones_per_user: int = 10_000
     database_listen_url: str | None = None
@@ -219,6 +220,8 @@ class Settings:
             max_connections=reader.number("MAX_CONNECTIONS", int, 1000, low=1, high=100000),
             max_inflight_per_user=reader.number("MAX_INFLIGHT_PER_USER", int, 8, low=1, high=10000),
             max_tasks_per_user=reader.number("MAX_TASKS_PER_USER", int, 100_000, low=1, high=1_000_000_000),
+            # A renumbering of a user's lists rewrites all of them in one transaction: keep them few.
+            max_lists_per_user=reader.number("MAX_LISTS_PER_USER", int, 500, low=1, high=10_000),
             max_idempotency_keys=reader.number("MAX_IDEMPOTENCY_KEYS", int, 1000, low=1, high=1_000_000),
             max_tombstones_per_user=reader.number(
                 "MAX_TOMBSTONES_PER_USER", int, 10_000, low=1, high=100_000_000

@@ -16,6 +16,7 @@ from service.sync.schemas import (
     ChangesMeta,
     ChangesQuery,
     Deletion,
+    ListDeletion,
     Upsert,
 )
 from service.sync.state import SyncState
@@ -47,7 +48,8 @@ async def changes(request: Request[SyncState]) -> Response:
     if query.since is not UNSET:
         since = since_position(tokens, user_id, query.since, request.state["sync_retention"])
     feed: ChangeStore = request.state["changes"]
-    page = await feed.changes(user_id, None if since is None else since.seq, query.limit + 1)
+    full = since is None or since.listing_lists
+    page = await feed.changes(user_id, 0 if since is None else since.seq, query.limit + 1, full=full)
     if since is not None and since.seq < page.horizon:
         # Deletions after it were forgotten by the per-user bound: it cannot be brought up to date.
         raise SyncExpired("Deletions since this sync token are no longer kept; start over with a full sync")
@@ -58,7 +60,9 @@ async def changes(request: Request[SyncState]) -> Response:
     if has_more:
         # The client is current up to this page's last change; the time it vouches for stays the
         # one its walk through the pages started from (a full sync starts now).
-        position = Position(page.seqs[query.limit - 1], page.read_at if since is None else since.at)
+        last = query.limit - 1
+        at = page.read_at if since is None else since.at
+        position = Position(page.seqs[last], at, listing_lists=full and page.of_lists[last])
     else:
         # Everything up to the snapshot's latest number is in hand, as of the snapshot.
         position = Position(page.head, page.read_at)
@@ -74,7 +78,8 @@ async def changes(request: Request[SyncState]) -> Response:
 
 GET_CHANGES = Operation(
     "getChanges",
-    "What changed since a sync token: upserts and deletions, oldest first (a full sync without one)",
+    "What changed since a sync token: tasks' and lists' upserts and deletions, oldest first (a full "
+    "sync without one: every list, then every task)",
     200,
     ChangesEnvelope,
     (*API_ERRORS, 410, 422),
@@ -84,10 +89,13 @@ GET_CHANGES = Operation(
             Deletion(
                 id=uuid.UUID("01934f2e-9a4b-7c5d-8e6f-0a1b2c3d4e5f"), deleted_at=examples.DONE.updated_at
             ),
+            ListDeletion(
+                id=uuid.UUID("01934f2d-5c6d-7e8f-9a0b-1c2d3e4f5a6b"), deleted_at=examples.DONE.updated_at
+            ),
         ],
         ChangesMeta(
             EXAMPLE_META.request_id,
-            count=2,
+            count=3,
             limit=200,
             next_since="AQAAAAAAAAAqAAYK9w2sE4BHoQ0I2x5Yc0Kf3u1Vb2mZQ",
             has_more=False,

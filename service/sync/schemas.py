@@ -7,6 +7,8 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from service.lists.fields import ListId
+from service.lists.schemas import ListRead
 from service.tasks.fields import TaskId
 from service.tasks.schemas import TaskRead
 
@@ -61,7 +63,20 @@ class Deletion(Struct, tag_field="op", tag="delete"):
     deleted_at: datetime
 
 
-Change = Upsert | Deletion
+class ListUpsert(Struct, tag_field="op", tag="list_upsert"):
+    """The list was created or changed: this is its latest state."""
+
+    list: ListRead
+
+
+class ListDeletion(Struct, tag_field="op", tag="list_delete"):
+    """The list was deleted; its tasks' deletions came before this."""
+
+    id: ListId
+    deleted_at: datetime
+
+
+Change = Upsert | Deletion | ListUpsert | ListDeletion
 
 
 class ChangesMeta(Struct):

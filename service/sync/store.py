@@ -12,13 +12,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
-from sqlalchemy import BigInteger, Integer, Interval, func, null, true, union_all
-from sqlalchemy.sql import delete, select, update
+from sqlalchemy import BigInteger, Integer, Interval, cast, func, null, true, union_all
+from sqlalchemy.sql import ColumnElement, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param, table
-from service.sync.schemas import Change, Deletion, Upsert
+from service.lists.columns import LIST_READ_COLUMNS, lists
+from service.lists.schemas import ListRead
+from service.sync.schemas import Change, Deletion, ListDeletion, ListUpsert, Upsert
 from service.tasks.columns import READ_COLUMNS, USER, tasks, users
 from service.tasks.models import TaskTombstone
 from service.tasks.schemas import TaskRead
@@ -26,18 +29,57 @@ from service.tasks.schemas import TaskRead
 tombstones = table(TaskTombstone)
 
 _SINCE = param("since", BigInteger)
-_upserts = select(tasks.c.change_seq.label("seq"), null().label("deleted_at"), *READ_COLUMNS).where(
-    tasks.c.user_id == USER, tasks.c.change_seq > _SINCE
-)
-# A deletion has only an id and a time; the task's other columns are null.
-_deletions = select(
-    tombstones.c.change_seq,
-    tombstones.c.deleted_at,
-    *(tombstones.c.id if c.name == "id" else null().label(c.name) for c in READ_COLUMNS),
-).where(tombstones.c.user_id == USER, tombstones.c.change_seq > _SINCE)
-# The page's columns before the task's: the clock, the user's latest number, the horizon of the
-# tombstones forgotten by number, the row's number and its deletion time.
-_BEFORE_TASK = 5
+_LIMIT = param("limit", Integer)
+_TASK: ColumnElement[bool] = literal_column("false")
+_LIST: ColumnElement[bool] = literal_column("true")
+# One row shape for the four kinds of change: what it is, its number, its deletion time (null
+# for an upsert), then a task's columns and a list's (each null for the other kind; a deletion
+# has only its id, in the task's id column).
+_LIST_LABELS = tuple(c.label(f"listed_{c.name}") for c in LIST_READ_COLUMNS)
+# Typed nulls: each branch of the union must agree on every column's type.
+_NO_TASK = tuple(cast(null(), c.type).label(c.name) for c in READ_COLUMNS)
+_NO_LIST = tuple(cast(null(), c.type).label(f"listed_{c.name}") for c in LIST_READ_COLUMNS)
+_NOT_DELETED = cast(null(), tombstones.c.deleted_at.type)
+
+
+def _rows(
+    part: int, is_list: Any, seq: Any, deleted_at: Any, task: tuple[Any, ...], task_list: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    return (
+        literal_column(str(part)).label("part"),
+        is_list.label("is_list"),
+        seq.label("seq"),
+        deleted_at.label("deleted_at"),
+        *task,
+        *task_list,
+    )
+
+
+def _task_upserts(part: int, *conditions: Any) -> Any:
+    return select(*_rows(part, _TASK, tasks.c.change_seq, _NOT_DELETED, READ_COLUMNS, _NO_LIST)).where(
+        tasks.c.user_id == USER, *conditions
+    )
+
+
+def _list_upserts(part: int) -> Any:
+    return select(*_rows(part, _LIST, lists.c.change_seq, _NOT_DELETED, _NO_TASK, _LIST_LABELS)).where(
+        lists.c.user_id == USER, lists.c.change_seq > _SINCE
+    )
+
+
+def _deletions(part: int, *conditions: Any) -> Any:
+    """Tombstones past `since`; the id sits in the task's id column, whichever kind it is."""
+    task = tuple(
+        tombstones.c.id if c.name == "id" else cast(null(), c.type).label(c.name) for c in READ_COLUMNS
+    )
+    return select(
+        *_rows(part, tombstones.c.is_list, tombstones.c.change_seq, tombstones.c.deleted_at, task, _NO_LIST)
+    ).where(tombstones.c.user_id == USER, tombstones.c.change_seq > _SINCE, *conditions)
+
+
+# The page's columns before the change's own: the clock, the user's latest number, and the horizon
+# of the tombstones forgotten by number.
+_BEFORE_CHANGE = 3
 # The database's clock, so token times and tombstone times come from one clock; one row always.
 _clock = select(func.statement_timestamp().label("read_at")).subquery("clock")
 
@@ -47,16 +89,33 @@ def _with_head(page: Any) -> Query:
     return Query.of(
         select(_clock.c.read_at, users.c.change_seq.label("head_seq"), users.c.tombstone_horizon, page)
         .select_from(_clock.outerjoin(users, users.c.id == USER).outerjoin(page, true()))
-        .order_by(page.c.seq)
+        .order_by(page.c.part, page.c.seq)
     )
 
 
-_LIMIT = param("limit", Integer)
+# Every change past a number, in number order: a list's tasks' deletions come before its own, and
+# a list is numbered before any task that names it.
 CHANGES_SINCE = _with_head(
-    union_all(_upserts, _deletions).order_by(literal_column("seq")).limit(_LIMIT).subquery("page")
+    union_all(_task_upserts(0, tasks.c.change_seq > _SINCE), _list_upserts(0), _deletions(0))
+    .order_by(literal_column("seq"))
+    .limit(_LIMIT)
+    .subquery("page")
 )
-# A full sync has no deletions to report: the client starts from nothing.
-CHANGES_ALL = _with_head(_upserts.order_by(tasks.c.change_seq).limit(_LIMIT).subquery("page"))
+# A full sync sends every list (and, past the first page, every list's deletion since), then every
+# task: the client starts from nothing, so it needs no task's deletion.
+_lists_first = (
+    union_all(_list_upserts(0), _deletions(0, tombstones.c.is_list))
+    .order_by(literal_column("seq"))
+    .limit(_LIMIT)
+    .subquery("listed")
+)
+_tasks_after = _task_upserts(1).order_by(tasks.c.change_seq).limit(_LIMIT).subquery("tasks_after")
+CHANGES_ALL = _with_head(
+    union_all(select(_lists_first), select(_tasks_after))
+    .order_by(literal_column("part"), literal_column("seq"))
+    .limit(_LIMIT)
+    .subquery("page")
+)
 HEAD = Query.of(
     select(_clock.c.read_at, users.c.change_seq.label("head_seq")).select_from(
         _clock.outerjoin(users, users.c.id == USER)
@@ -110,10 +169,24 @@ class ChangePage(msgspec.Struct, frozen=True):
 
     changes: list[Change]
     seqs: list[int]
+    # Whether each change is a list's (in a full sync, lists come before every task).
+    of_lists: list[bool]
     head: int
     # A `since` below this may have missed a deletion whose tombstone was forgotten.
     horizon: int
     read_at: datetime
+
+
+_TASK_AT = _BEFORE_CHANGE + 4
+_LIST_AT = _TASK_AT + len(READ_COLUMNS)
+
+
+def _change(row: asyncpg.Record) -> Change:
+    if row["deleted_at"] is not None:
+        return (ListDeletion if row["is_list"] else Deletion)(row["id"], row["deleted_at"])
+    if row["is_list"]:
+        return ListUpsert(ListRead(*row[_LIST_AT:]))
+    return Upsert(TaskRead(*row[_TASK_AT:_LIST_AT]))
 
 
 class ChangeStore:
@@ -122,21 +195,16 @@ class ChangeStore:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def changes(self, user_id: str, since: int | None, limit: int) -> ChangePage:
-        """Up to `limit` changes after `since` (every task when None), oldest first."""
-        query = CHANGES_ALL if since is None else CHANGES_SINCE
-        rows = await self._runner.all(query, user_id=user_id, since=since or 0, limit=limit)
+    async def changes(self, user_id: str, since: int, limit: int, *, full: bool) -> ChangePage:
+        """Up to `limit` changes after `since`, oldest first; `full`: lists past `since`, then every task."""
+        query = CHANGES_ALL if full else CHANGES_SINCE
+        rows = await self._runner.all(query, user_id=user_id, since=since, limit=limit)
         first = rows[0]
         rows = [row for row in rows if row["seq"] is not None]
-        changes: list[Change] = [
-            Upsert(TaskRead(*row[_BEFORE_TASK:]))
-            if row["deleted_at"] is None
-            else Deletion(row["id"], row["deleted_at"])
-            for row in rows
-        ]
         return ChangePage(
-            changes,
+            [_change(row) for row in rows],
             [row["seq"] for row in rows],
+            [row["is_list"] for row in rows],
             first["head_seq"] or 0,
             first["tombstone_horizon"] or 0,
             first["read_at"],

@@ -12,9 +12,12 @@ from service.auth.signing import b64decode, b64encode, derive_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAC_BYTES = 16
-_VERSION = 1
-# Version, change number, and the time the position was last known current (microseconds).
-_LAYOUT = struct.Struct(">BQq")
+# Version 2 adds the phase; version 1 tokens (no phase) are still read.
+_VERSION = 2
+# Version, change number, the time the position was last known current (microseconds), and the
+# phase: 1 while a full sync is still sending lists (the number is then the last list's).
+_LAYOUT_V1 = struct.Struct(">BQq")
+_LAYOUT = struct.Struct(">BQqB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,9 @@ class Position:
 
     seq: int
     at: datetime
+    # A full sync sends every list before any task: past `seq`, lists (and their deletions) come
+    # first, then every task. False: every change past `seq`, in number order.
+    listing_lists: bool = False
 
 
 class SyncTokens:
@@ -42,13 +48,14 @@ class SyncTokens:
 
     def encode(self, user_id: str, position: Position) -> str:
         micros = (position.at - _EPOCH) // timedelta(microseconds=1)
-        payload = _LAYOUT.pack(_VERSION, position.seq, micros)
+        payload = _LAYOUT.pack(_VERSION, position.seq, micros, position.listing_lists)
         return b64encode(payload + self._mac(user_id, payload))
 
     def decode(self, user_id: str, token: str) -> Position:
         """The position in `token`; ValueError when it is not one this service gave `user_id`."""
         raw = b64decode(token)
-        payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
+        layout = _LAYOUT_V1 if raw[:1] == b"\x01" else _LAYOUT
+        payload, mac = raw[: layout.size], raw[layout.size :]
         # Base64's spare bits make several strings decode alike: accept only the one we wrote.
         if (
             b64encode(raw) != token
@@ -56,7 +63,9 @@ class SyncTokens:
             or not hmac.compare_digest(mac, self._mac(user_id, payload))
         ):
             raise ValueError("bad token")
-        version, seq, micros = _LAYOUT.unpack(payload)
-        if version != _VERSION:
+        if len(payload) != layout.size:
+            raise ValueError("bad token")
+        version, seq, micros, *phase = layout.unpack(payload)
+        if version not in (1, _VERSION) or phase not in ([], [0], [1]):
             raise ValueError("unknown version")
-        return Position(seq, _EPOCH + timedelta(microseconds=micros))
+        return Position(seq, _EPOCH + timedelta(microseconds=micros), bool(phase and phase[0]))

@@ -15,6 +15,7 @@ import msgspec
 from service.openapi.operation import header, parameter
 from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN
 from service.tasks.schemas import (
+    ListCount,
     ListQuery,
     TagCount,
     TaskComplete,
@@ -41,6 +42,8 @@ TASK = TaskRead(
     tags=["groceries"],
     completed_at=None,
     position="7fffffffffff",
+    list_id=uuid.UUID("01934f2d-1a2b-7c3d-8e4f-5a6b7c8d9e0f"),
+    parent_id=None,
 )
 RENAMED = msgspec.structs.replace(
     TASK, title="Buy oat milk", updated_at=datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
@@ -60,6 +63,7 @@ STATS = TaskStats(
     completed=3,
     overdue=2,
     tags=[TagCount("work", 5), TagCount("groceries", 2)],
+    lists=[ListCount(None, 4, 1), ListCount(uuid.UUID("01934f2d-1a2b-7c3d-8e4f-5a6b7c8d9e0f"), 5, 2)],
 )
 CREATE = TaskCreate(
     title="Buy milk",

@@ -103,10 +103,50 @@ TaskAnchor = Annotated[
     uuid.UUID, Meta(description="Another of the user's tasks", extra={"rule": ANCHOR_RULE})
 ]
 
+# The tree (contract v3): a top-level task is level 1.
+MAX_LEVELS = 4
+PARENT_RULE = f"must be the id of one of your tasks, above level {MAX_LEVELS}"
+LIST_RULE = "must be the id of one of your lists, or null for the Inbox"
+LIST_FILTER_RULE = "must be the id of one of your lists, or inbox"
+PARENT_FILTER_RULE = "must be the id of one of your tasks, or none"
+SAME_LIST_RULE = "must be the parent's list: a subtask is always in its parent's list"
+LEVELS_RULE = f"would nest tasks deeper than {MAX_LEVELS} levels"
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+INBOX = "inbox"
+TOP_LEVEL = "none"
+ListFilter = Annotated[
+    str,
+    Meta(
+        pattern=f"^(?:{INBOX}|{_UUID})$",
+        description="One list's tasks: a list id, or `inbox`",
+        extra={"rule": LIST_FILTER_RULE},
+    ),
+]
+ParentFilter = Annotated[
+    str,
+    Meta(
+        pattern=f"^(?:{TOP_LEVEL}|{_UUID})$",
+        description="One task's subtasks (its children): a task id, or `none` for top-level tasks only",
+        extra={"rule": PARENT_FILTER_RULE},
+    ),
+]
+ListRef = Annotated[
+    uuid.UUID, Meta(description="One of the user's lists; null is the Inbox", extra={"rule": LIST_RULE})
+]
+ParentRef = Annotated[
+    uuid.UUID,
+    Meta(description="One of the user's tasks; null is the top level", extra={"rule": PARENT_RULE}),
+]
+
 
 def trimmed(text: str) -> str:
     """A title or tag as stored: without the white space its pattern allows around it."""
     return text.strip(WHITESPACE)
+
+
+def trimmed_pattern(max_length: int) -> str:
+    """The pattern of a title or tag, for another bound: 1-`max_length` characters after trimming, no NUL."""
+    return f"^{_WS}*{_TEXT}(?:[^\\u0000]{{0,{max_length - 2}}}{_TEXT})?{_WS}*$"
 
 
 def broken(field: str) -> ValueError:

@@ -61,6 +61,12 @@ class Task(SQLModel, table=True):
     position: str = Field(sa_type=Text(collation="C"))
     # Set by a trigger on every write: the user's change number of this row's latest change.
     change_seq: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+    # Null: the Inbox. The list's foreign key is in sql/008 (SQLModel's would name one column).
+    list_id: uuid.UUID | None = Field(default=None)
+    # Null: the top level. A subtask is always in its parent's list.
+    parent_id: uuid.UUID | None = Field(default=None)
+    # The parent's tree key and a '.' (null at the top level): the tree key is ancestry || position.
+    ancestry: str | None = Field(default=None, sa_type=Text(collation="C"))
 
 
 class TaskTombstone(SQLModel, table=True):
@@ -72,6 +78,8 @@ class TaskTombstone(SQLModel, table=True):
     change_seq: int = Field(sa_type=BigInteger, primary_key=True)
     id: uuid.UUID
     deleted_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # A list's deletion rather than a task's.
+    is_list: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class TaskTagCount(SQLModel, table=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +23,7 @@ from service.openapi.operation import (
     query_parameters,
 )
 from service.tasks import documentation as examples
-from service.tasks.columns import StoredTask, utc_now
+from service.tasks.columns import utc_now
 from service.tasks.documentation import (
     BAD_LIMIT,
     BAD_TITLE,
@@ -35,66 +34,32 @@ from service.tasks.documentation import (
     TASK_HEADERS,
     TASK_LINKS,
     NonEmptyTaskUpdate,
-    OneAnchorMove,
 )
-from service.tasks.fields import ANCHOR_RULE
 from service.tasks.idempotency import create_once, idempotency_key
 from service.tasks.ids import uuid7
 from service.tasks.listing.cursors import CursorBinding
-from service.tasks.order.move import move
+from service.tasks.order.routes import MOVE_TASK, TaskMoving
+from service.tasks.requests import caller, found, path_task_id, task_response, task_store
 from service.tasks.schemas import (
-    ClearCompleted,
-    Cleared,
-    ClearedEnvelope,
+    DeletedMeta,
     ListMeta,
     ListQuery,
-    StatsEnvelope,
     TaskComplete,
     TaskCreate,
+    TaskDeletedEnvelope,
     TaskEnvelope,
     TaskListEnvelope,
-    TaskMove,
     TaskRead,
     TaskUpdate,
 )
 from service.tasks.state import TasksState
-from service.tasks.store import TaskStore
+from service.tasks.summary import CLEAR_COMPLETED, TASK_STATS, CompletedClearing, TaskStatistics
 from service.web.bodies import read_json, read_query
 from service.web.conditional import IF_MATCH_RULE, if_match, none_match
 from service.web.endpoint import Endpoint
-from service.web.envelope import json_response, meta, request_id
-from service.web.errors import TASK_NOT_FOUND, NotFound, invalid
+from service.web.envelope import json_response, request_id
+from service.web.errors import invalid
 from service.web.schemas import FieldError
-
-
-def _user_id(request: Request[TasksState]) -> str:
-    user_id: str = request.scope["user"].user_id
-    return user_id
-
-
-def _store(request: Request[TasksState]) -> TaskStore:
-    return request.state["store"]
-
-
-def _task_id(request: Request[TasksState]) -> uuid.UUID:
-    """The path's task id; anything but a UUID cannot name a task, so it is a 404 like any other."""
-    try:
-        return uuid.UUID(request.path_params["task_id"])
-    except ValueError:
-        raise NotFound(TASK_NOT_FOUND) from None
-
-
-def _task_response(
-    request: Request[TasksState], stored: StoredTask, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    envelope = TaskEnvelope(stored.task, meta(request.scope))
-    return json_response(request.scope, status, envelope, {"etag": stored.etag(), **(headers or {})})
-
-
-def _found(stored: StoredTask | None) -> StoredTask:
-    if stored is None:
-        raise NotFound(TASK_NOT_FOUND)
-    return stored
 
 
 class TaskCollection(Endpoint):
@@ -102,11 +67,11 @@ class TaskCollection(Endpoint):
 
     async def get(self, request: Request[TasksState]) -> Response:
         query = read_query(request, ListQuery)
-        user_id = _user_id(request)
+        user_id = caller(request)
         codec = request.state["cursors"]
         binding = CursorBinding.of(user_id, query)
         after = None if query.cursor is UNSET else codec.open(query.cursor, binding)
-        page = await _store(request).list(user_id, query, after)
+        page = await task_store(request).list(user_id, query, after)
         next_cursor = None if page.next is None else codec.seal(page.next, binding)
         page_meta = ListMeta(
             request_id(request.scope), count=len(page.items), limit=query.limit, next_cursor=next_cursor
@@ -116,7 +81,7 @@ class TaskCollection(Endpoint):
     async def post(self, request: Request[TasksState]) -> Response:
         body = await read_json(request, TaskCreate)
         key = idempotency_key(request)
-        user_id, store = _user_id(request), _store(request)
+        user_id, store = caller(request), task_store(request)
         now = utc_now()
         task_id = uuid7(now)
         replayed = False
@@ -127,7 +92,7 @@ class TaskCollection(Endpoint):
         headers = {"location": f"/api/{quote(user_id, safe='')}/tasks/{stored.task.id}"}
         if replayed:
             headers["idempotent-replayed"] = "true"
-        return _task_response(request, stored, 201, headers)
+        return task_response(request, stored, 201, headers)
 
 
 LIST_TASKS = Operation(
@@ -166,30 +131,32 @@ class TaskItem(Endpoint):
     """`/api/{user_id}/tasks/{task_id}`: read, update (PUT and PATCH alike), delete."""
 
     async def get(self, request: Request[TasksState]) -> Response:
-        stored = _found(await _store(request).get(_user_id(request), _task_id(request)))
+        stored = found(await task_store(request).get(caller(request), path_task_id(request)))
         tag = stored.etag()
         if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"etag": tag, "x-request-id": request_id(request.scope)})
-        return _task_response(request, stored)
+        return task_response(request, stored)
 
     async def put(self, request: Request[TasksState]) -> Response:
         changes = await read_json(request, TaskUpdate)
         if all(getattr(changes, name) is UNSET for name in changes.__struct_fields__):
             raise invalid("body", "must set at least one of " + ", ".join(changes.__struct_fields__))
-        user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
+        user_id, task_id, store = caller(request), path_task_id(request), task_store(request)
         stored = await store.update(user_id, task_id, if_match(request, task_id), changes)
         if stored is None:
             raise await store.missing_or_stale(user_id, task_id)
-        return _task_response(request, stored)
+        return task_response(request, stored)
 
     patch = put
 
     async def delete(self, request: Request[TasksState]) -> Response:
-        user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
-        stored = await store.delete(user_id, task_id, if_match(request, task_id))
-        if stored is None:
+        user_id, task_id, store = caller(request), path_task_id(request), task_store(request)
+        deleted = await store.delete(user_id, task_id, if_match(request, task_id))
+        if deleted is None:
             raise await store.missing_or_stale(user_id, task_id)
-        return _task_response(request, stored)
+        stored, subtasks = deleted
+        envelope = TaskDeletedEnvelope(stored.task, DeletedMeta(request_id(request.scope), subtasks))
+        return json_response(request.scope, 200, envelope, {"etag": stored.etag()})
 
 
 def _task_write(
@@ -250,12 +217,12 @@ UPDATE_TASK = _task_write(
 )
 DELETE_TASK = Operation(
     "deleteTask",
-    "Delete a task; answers it as it was",
+    "Delete a task and its subtasks; answers it as it was",
     200,
-    TaskEnvelope,
+    TaskDeletedEnvelope,
     (*API_ERRORS, 404, 412, 422),
     invalid=FieldError("If-Match", IF_MATCH_RULE),
-    ok_example=TaskEnvelope(examples.TASK, EXAMPLE_META),
+    ok_example=TaskDeletedEnvelope(examples.TASK, DeletedMeta(EXAMPLE_META.request_id, 0)),
     parameters=[IF_MATCH],
     ok_headers=TASK_HEADERS,
 )
@@ -267,11 +234,11 @@ class TaskCompletion(Endpoint):
     async def patch(self, request: Request[TasksState]) -> Response:
         body = await read_json(request, TaskComplete, optional=True)
         completed = None if body is None or body.completed is UNSET else body.completed
-        user_id, task_id, store = _user_id(request), _task_id(request), _store(request)
+        user_id, task_id, store = caller(request), path_task_id(request), task_store(request)
         stored = await store.set_completed(user_id, task_id, if_match(request, task_id), completed)
         if stored is None:
             raise await store.missing_or_stale(user_id, task_id)
-        return _task_response(request, stored)
+        return task_response(request, stored)
 
 
 COMPLETE_TASK = _task_write(
@@ -283,76 +250,6 @@ COMPLETE_TASK = _task_write(
     body_required=False,
 )
 
-
-class TaskMoving(Endpoint):
-    """`/api/{user_id}/tasks/{task_id}/move`: place the task right before or after another one."""
-
-    async def post(self, request: Request[TasksState]) -> Response:
-        side, anchor = (await read_json(request, TaskMove)).anchor()
-        task_id = _task_id(request)
-        if anchor == task_id:
-            raise invalid(side, ANCHOR_RULE)
-        store = _store(request)
-        stored = await move(
-            store.runner, _user_id(request), task_id, if_match(request, task_id), anchor, side == "after"
-        )
-        return _task_response(request, stored)
-
-
-MOVE_TASK = Operation(
-    "moveTask",
-    "Place a task right before or after another of one's tasks (the manual order, sort=position)",
-    200,
-    TaskEnvelope,
-    (*API_ERRORS, *BODY_ERRORS, 404, 409, 412),
-    ok_example=TaskEnvelope(examples.MOVED, EXAMPLE_META),
-    body=OneAnchorMove,
-    body_example=examples.MOVE,
-    invalid=BAD_TITLE,
-    parameters=[IF_MATCH],
-    ok_headers=TASK_HEADERS,
-)
-
-
-class TaskStatistics(Endpoint):
-    """`/api/{user_id}/tasks/stats`: the user's tasks counted."""
-
-    async def get(self, request: Request[TasksState]) -> Response:
-        stats = await _store(request).stats(_user_id(request))
-        return json_response(request.scope, 200, StatsEnvelope(stats, meta(request.scope)))
-
-
-TASK_STATS = Operation(
-    "taskStats",
-    "Count one's tasks: total, active, completed, overdue, and tags",
-    200,
-    StatsEnvelope,
-    API_ERRORS,
-    ok_example=StatsEnvelope(examples.STATS, EXAMPLE_META),
-)
-
-
-class CompletedClearing(Endpoint):
-    """`/api/{user_id}/tasks/clear-completed`: delete every completed task, in one transaction."""
-
-    async def post(self, request: Request[TasksState]) -> Response:
-        await read_json(request, ClearCompleted, optional=True)
-        deleted = await _store(request).clear_completed(_user_id(request))
-        return json_response(request.scope, 200, ClearedEnvelope(Cleared(deleted), meta(request.scope)))
-
-
-CLEAR_COMPLETED = Operation(
-    "clearCompleted",
-    "Delete every completed task, in one transaction",
-    200,
-    ClearedEnvelope,
-    (*API_ERRORS, *BODY_ERRORS),
-    ok_example=ClearedEnvelope(Cleared(deleted=3), EXAMPLE_META),
-    body=ClearCompleted,
-    body_example=ClearCompleted(),
-    body_required=False,
-    invalid=BAD_TITLE,
-)
 
 # The words below /tasks/ that name routes of their own (the changes feed is the sync feature's):
 # never task ids, for any method, so a method they do not take is 405 with their own Allow, not a

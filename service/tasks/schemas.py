@@ -21,6 +21,10 @@ from service.tasks.fields import (
     TAGS_MAX,
     Description,
     DueAt,
+    ListFilter,
+    ListRef,
+    ParentFilter,
+    ParentRef,
     Priority,
     Tag,
     Tags,
@@ -44,6 +48,9 @@ class TaskCreate(Struct, forbid_unknown_fields=True):
     due_at: DueAt | None = None
     priority: TaskPriority = "none"
     tags: Tags = msgspec.field(default_factory=list)
+    # Absent and null differ: with a parent, only an absent list_id or the parent's own is right.
+    list_id: ListRef | UnsetType | None = UNSET
+    parent_id: ParentRef | None = None
 
     def __post_init__(self) -> None:
         self.title = trimmed(self.title)
@@ -77,27 +84,39 @@ class TaskComplete(Struct, forbid_unknown_fields=True):
     completed: bool | UnsetType = UNSET
 
 
+MOVE_RULE = (
+    "must have exactly one of before, after, parent_id, list_id (parent_id may come with its own list_id)"
+)
+
+
 class TaskMove(Struct, forbid_unknown_fields=True):
-    """Body of POST .../move: exactly one of `before` and `after`."""
+    """Body of POST .../move: one placement; `parent_id` may come with an equal `list_id`."""
 
     before: TaskAnchor | UnsetType = UNSET
     after: TaskAnchor | UnsetType = UNSET
+    parent_id: ParentRef | UnsetType | None = UNSET
+    list_id: ListRef | UnsetType | None = UNSET
 
     def __post_init__(self) -> None:
-        if (self.before is UNSET) == (self.after is UNSET):
-            raise ValueError("must have exactly one of before, after")
-
-    def anchor(self) -> tuple[Literal["before", "after"], uuid.UUID]:
-        """Which side of which task the moved task goes."""
-        if isinstance(self.after, uuid.UUID):
-            return "after", self.after
-        if isinstance(self.before, uuid.UUID):
-            return "before", self.before
-        raise ValueError("must have exactly one of before, after")  # __post_init__ saw to it
+        given = [name for name in self.__struct_fields__ if getattr(self, name) is not UNSET]
+        if len(given) != 1 and set(given) != {"parent_id", "list_id"}:
+            raise ValueError(MOVE_RULE)
 
 
 class ClearCompleted(Struct, forbid_unknown_fields=True):
-    """Optional body of POST .../clear-completed: nothing, or `{}`."""
+    """Optional body of POST .../clear-completed: nothing or `{}` (every list), or one list's id (null: the Inbox)."""
+
+    list_id: ListRef | UnsetType | None = UNSET
+
+
+class StatsQuery(Struct, forbid_unknown_fields=False):
+    """The query string of GET .../tasks/stats."""
+
+    list_id: ListFilter | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.list_id, str):
+            self.list_id = self.list_id.lower()
 
 
 class TaskRead(Struct):
@@ -117,8 +136,13 @@ class TaskRead(Struct):
         datetime | None, Meta(description="When `completed` last became true; null while not completed")
     ]
     position: Annotated[
-        str, Meta(description="The place in the manual order: opaque, compare as byte strings")
+        str,
+        Meta(
+            description="The place among its siblings (same list and parent): opaque, compare as byte strings"
+        ),
     ]
+    list_id: Annotated[uuid.UUID | None, Meta(description="Its list; null is the Inbox")]
+    parent_id: Annotated[uuid.UUID | None, Meta(description="Its parent task; null is the top level")]
 
 
 # The listing's orders; the store keeps one index-served Sort for each (a test checks they agree).
@@ -192,11 +216,14 @@ class ListQuery(Struct, forbid_unknown_fields=False):
         Annotated[DueBound, Meta(description="Due before this (tasks without due_at never match)")]
         | UnsetType
     ) = UNSET
+    list_id: ListFilter | UnsetType = UNSET
+    parent_id: ParentFilter | UnsetType = UNSET
     sort: Annotated[
         SortName,
         Meta(
             description="Order; ties go by id. due_at and -due_at put tasks without one last; priority "
-            "ranks none < low < medium < high, ties by created_at; position is the manual order"
+            "ranks none < low < medium < high, ties by created_at; position is tree order (each task followed "
+            "by its subtasks, siblings in their manual order; the Inbox first, then each list in order)"
         ),
     ] = "-created_at"
     limit: Annotated[
@@ -228,6 +255,10 @@ class ListQuery(Struct, forbid_unknown_fields=False):
             self.due_min = in_utc(self.due_min, "due_min")
         if not isinstance(self.due_max, UnsetType):
             self.due_max = in_utc(self.due_max, "due_max")
+        if isinstance(self.list_id, str):
+            self.list_id = self.list_id.lower()
+        if isinstance(self.parent_id, str):
+            self.parent_id = self.parent_id.lower()
 
 
 class TagCount(Struct):
@@ -235,8 +266,17 @@ class TagCount(Struct):
     count: int
 
 
+class ListCount(Struct):
+    """One list's tasks counted; `list_id` null is the Inbox."""
+
+    list_id: uuid.UUID | None
+    active: int
+    completed: int
+
+
 class TaskStats(Struct):
-    """The user's tasks counted: `active` = not completed, `overdue` = active and due before now."""
+    """The user's tasks counted (one list's, with `list_id`): `active` = not completed, `overdue` =
+    active and due before now."""
 
     total: int
     active: int
@@ -245,6 +285,10 @@ class TaskStats(Struct):
     tags: Annotated[
         list[TagCount],
         Meta(description="Tags of active tasks, most used first, then by name; at most 100"),
+    ]
+    lists: Annotated[
+        list[ListCount],
+        Meta(description="Every list's counts, the Inbox first, then each list in order (empty ones too)"),
     ]
 
 
@@ -264,6 +308,18 @@ class TaskEnvelope(Struct):
 
     data: TaskRead
     meta: ResponseMeta
+
+
+class DeletedMeta(Struct):
+    request_id: str
+    deleted_subtasks: Annotated[int, Meta(description="How many of its subtasks (at any level) went with it")]
+
+
+class TaskDeletedEnvelope(Struct):
+    """The deleted task, as it was."""
+
+    data: TaskRead
+    meta: DeletedMeta
 
 
 class StatsEnvelope(Struct):

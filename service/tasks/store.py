@@ -11,14 +11,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import msgspec
-from msgspec import UNSET
+from asyncpg.pool import PoolConnectionProxy
+from msgspec import UNSET, UnsetType
 from sqlalchemy import Boolean, Integer, SmallInteger, Text, case, cast, func
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql import ColumnElement, delete, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
+from service.lists.columns import lists
+from service.tasks import stats
 from service.tasks.columns import (
     BUMP,
     MATCHES,
@@ -29,15 +33,20 @@ from service.tasks.columns import (
     bind_fields,
     int_key,
     keys,
-    tag_counts,
     tasks,
     users,
     utc_now,
 )
-from service.tasks.fields import STATS_TAGS_MAX, tag_keys
+from service.tasks.fields import LIST_RULE, MAX_LEVELS, PARENT_RULE, SAME_LIST_RULE, tag_keys
 from service.tasks.listing import query as listing
-from service.tasks.schemas import ListQuery, TagCount, TaskCreate, TaskStats, TaskUpdate
-from service.web.errors import TASK_NOT_FOUND, ApiError, NotFound, PreconditionFailed, QuotaExceeded
+from service.tasks.listing import tree as tree_listing
+from service.tasks.schemas import ListQuery, TaskCreate, TaskRead, TaskStats, TaskUpdate
+from service.tasks.tree import keys as tree_keys
+from service.tasks.tree import nodes
+from service.tasks.tree.keys import in_list
+from service.tasks.tree.nodes import LOCKED
+from service.tasks.tree.writes import DELETE_SUBTREE, REOPEN, cascading
+from service.web.errors import TASK_NOT_FOUND, ApiError, NotFound, PreconditionFailed, QuotaExceeded, invalid
 
 DEFAULT_MAX_TASKS = 100_000
 # Idempotency-Keys one user may hold: each keeps its task's row (a few KB at most) for 24 hours.
@@ -68,7 +77,16 @@ _slot = (
 _first_position = int_key(_slot.c.position_head)
 _TAG_KEYS = param("tag_keys", ARRAY(Text))
 _insert_task = insert(tasks).from_select(
-    ["user_id", "id", "created_at", "updated_at", "position", "tag_keys", *TaskCreate.__struct_fields__],
+    [
+        "user_id",
+        "id",
+        "created_at",
+        "updated_at",
+        "position",
+        "tag_keys",
+        "ancestry",
+        *TaskCreate.__struct_fields__,
+    ],
     select(
         _slot.c.id,
         param("task_id", tasks.c.id.type),
@@ -76,6 +94,7 @@ _insert_task = insert(tasks).from_select(
         param("now", tasks.c.created_at.type),
         _first_position,
         _TAG_KEYS,
+        param("ancestry", tasks.c.ancestry.type),
         *bind_fields(TaskCreate).values(),
     ),
 )
@@ -103,7 +122,7 @@ CREATE_WITH_KEY = Query.of(select(*(_new_task.c[c.name] for c in RETURNED)).add_
 GET = Query.of(select(*RETURNED).where(*OWNED))
 EXISTS = Query.of(select(tasks.c.version).where(*OWNED))
 # Every field of TaskUpdate: set when given (`set_<name>`), else kept; null is a value (description).
-UPDATE = Query.of(
+_update_target = (
     update(tasks)
     .where(*OWNED, MATCHES)
     .values(
@@ -117,76 +136,46 @@ UPDATE = Query.of(
         tag_keys=case((param("set_tags", Boolean), _TAG_KEYS), else_=tasks.c.tag_keys),
         **BUMP,
     )
-    .returning(*RETURNED)
 )
-SET_COMPLETED = Query.of(
+# An update that leaves `completed` alone changes no other task: one statement, the user's lock first.
+UPDATE = Query.of(_update_target.where(LOCKED).returning(*RETURNED))
+_completion_target = (
     update(tasks)
     .where(*OWNED, MATCHES)
     .values(
-        completed=func.coalesce(param("completed", Boolean), ~tasks.c.completed),
-        completed_at=_completed_at(func.coalesce(param("completed", Boolean), ~tasks.c.completed)),
+        completed=param("completed", Boolean),
+        completed_at=_completed_at(param("completed", Boolean)),
         **BUMP,
     )
-    .returning(*RETURNED)
 )
-_deleted = delete(tasks).where(*OWNED, MATCHES).returning(*RETURNED).cte("deleted")
-# The count goes down only for a row this statement deleted (a concurrent DELETE of it finds none).
-_uncount = (
-    update(users)
-    .where(users.c.id == USER, select(_deleted.c.id).exists())
-    .values(task_count=users.c.task_count - literal_column("1"))
-    .cte("uncounted")
-)
-DELETE = Query.of(select(*(_deleted.c[c.name] for c in RETURNED)).add_cte(_uncount))
+# Completion, set by an update or by .../complete, with its cascade (tree/writes.py).
+CASCADING_UPDATE = {inbox: cascading(_update_target, inbox) for inbox in (False, True)}
+CASCADING_COMPLETION = {inbox: cascading(_completion_target, inbox) for inbox in (False, True)}
 
-_active = ~tasks.c.completed & (tasks.c.user_id == USER)
-# Tags are counted by their folded form and shown in the spelling most tasks use (ties: the first
-# by code point), from the per-spelling counts the triggers keep (sql/006): one row per spelling.
-_shown_name = func.array_agg(
-    aggregate_order_by(tag_counts.c.tag, tag_counts.c.tasks.desc(), tag_counts.c.tag)
-)[1]
-_tag_counts = (
-    select(_shown_name.label("name"), func.sum(tag_counts.c.tasks).label("count"))
-    .where(tag_counts.c.user_id == USER, tag_counts.c.tasks > literal_column("0"))
-    .group_by(tag_counts.c.tag_key)
-    .order_by(func.sum(tag_counts.c.tasks).desc(), _shown_name)
-    .limit(literal_column(str(STATS_TAGS_MAX)))
-    .cte("tag_totals")
-)
-_tag_order = (_tag_counts.c.count.desc(), _tag_counts.c.name.collate("C"))
-_mine = tasks.c.user_id == USER
-STATS = Query.of(
-    select(
-        func.coalesce(
-            select(users.c.task_count).where(users.c.id == USER).scalar_subquery(),
-            literal_column("0"),
-        ).label("total"),
-        func.coalesce(
-            select(users.c.completed_count).where(users.c.id == USER).scalar_subquery(),
-            literal_column("0"),
-        ).label("completed"),
-        select(func.count())
-        .where(_active, tasks.c.due_at < param("now", tasks.c.due_at.type))
-        .scalar_subquery()
-        .label("overdue"),
-        select(func.array_agg(aggregate_order_by(_tag_counts.c.name, *_tag_order)))
-        .scalar_subquery()
-        .label("tag_names"),
-        select(func.array_agg(aggregate_order_by(_tag_counts.c.count, *_tag_order)))
-        .scalar_subquery()
-        .label("tag_counts"),
+
+# Every completed task of the user, or of one list: a completed task's subtasks are completed
+# too, so whole subtrees go, and no task is left without its parent. `list_found` tells a list that
+# is not the user's from an empty one.
+def _clear_completed(*conditions: ColumnElement[bool]) -> Query:
+    cleared = (
+        delete(tasks)
+        .where(LOCKED, tasks.c.user_id == USER, tasks.c.completed, *conditions)
+        .returning(tasks.c.id)
+        .cte("cleared")
     )
-)
-# One statement, so one transaction: the count goes down by exactly the rows it deleted.
-_cleared = delete(tasks).where(_mine, tasks.c.completed).returning(tasks.c.id).cte("cleared")
-_cleared_count = select(func.count()).select_from(_cleared).scalar_subquery()
-_uncount_cleared = (
-    update(users)
-    .where(users.c.id == USER, _cleared_count > literal_column("0"))
-    .values(task_count=users.c.task_count - _cleared_count)
-    .cte("uncounted_cleared")
-)
-CLEAR_COMPLETED = Query.of(select(_cleared_count.label("deleted")).add_cte(_uncount_cleared))
+    count = select(func.count()).select_from(cleared).scalar_subquery()
+    uncounted = (
+        update(users)
+        .where(users.c.id == USER, count > literal_column("0"))
+        .values(task_count=users.c.task_count - count)
+        .cte("uncounted_cleared")
+    )
+    found = select(lists.c.id).where(lists.c.user_id == USER, lists.c.id == param("list_id")).exists()
+    return Query.of(select(count.label("deleted"), found.label("list_found")).add_cte(uncounted))
+
+
+CLEAR_COMPLETED = _clear_completed()
+CLEAR_COMPLETED_IN = {inbox: _clear_completed(in_list(inbox)) for inbox in (False, True)}
 
 
 def _changes(changes: msgspec.Struct) -> dict[str, Any]:
@@ -223,7 +212,11 @@ class TaskStore:
         *,
         key: str | None = None,
     ) -> StoredTask:
-        """Insert the task (and its user on their first write); with `key`, complete that key too."""
+        """Insert the task (and its user on their first write); with `key`, complete that key too.
+
+        A top-level task is one statement (its list checked by the foreign key); a subtask locks
+        its parent first, goes into the parent's list, and reopens the parent if it was completed.
+        """
         values = {
             "user_id": user_id,
             "task_id": task_id,
@@ -231,14 +224,45 @@ class TaskStore:
             "max_tasks": self._max_tasks,
             "tag_keys": tag_keys(body.tags),
             **msgspec.structs.asdict(body),
+            "list_id": None if body.list_id is UNSET else body.list_id,
+            "ancestry": None,
         }
-        if key is None:
-            row = await self._one(CREATE, **values)
-        else:
-            row = await self._one(CREATE_WITH_KEY, key=key, status=201, **values)
+        if key is not None:
+            values.update(key=key, status=201)
+        query = CREATE if key is None else CREATE_WITH_KEY
+        try:
+            if body.parent_id is None:
+                row = await self._one(query, **values)
+            else:
+                async with self.runner.held(query, user_id) as conn, conn.transaction():
+                    row = await self._create_under(conn, query, values, body.parent_id, body.list_id)
+        except asyncpg.ForeignKeyViolationError:  # the list is not theirs (or went since)
+            raise invalid("list_id", LIST_RULE) from None
         if row is None:  # the user's row said no: they hold MAX_TASKS_PER_USER tasks already
             raise QuotaExceeded(f"You already hold the most tasks allowed: {self._max_tasks:,}")
         return StoredTask.from_row(row)
+
+    async def _create_under(
+        self,
+        conn: PoolConnectionProxy,
+        query: Query,
+        values: dict[str, Any],
+        parent_id: uuid.UUID,
+        list_id: uuid.UUID | UnsetType | None,
+    ) -> asyncpg.Record | None:
+        bound = self.runner.timeout
+        parent = await nodes.lock_task(conn, bound, values["user_id"], parent_id)
+        if parent is None or parent.level >= MAX_LEVELS:
+            raise invalid("parent_id", PARENT_RULE)
+        if list_id is not UNSET and list_id != parent.list_id:
+            raise invalid("list_id", SAME_LIST_RULE)
+        values.update(list_id=parent.list_id, ancestry=tree_keys.child_ancestry(parent.key))
+        row = await conn.fetchrow(query.sql, *query.args(values), timeout=bound)
+        if row is not None and parent.completed:
+            reopen = REOPEN[parent.list_id is None]
+            above = [*tree_keys.ancestor_keys(parent.ancestry), parent.key]
+            await conn.execute(reopen.sql, *reopen.args({**values, "ancestors": above}), timeout=bound)
+        return row
 
     async def get(self, user_id: str, task_id: uuid.UUID) -> StoredTask | None:
         return await self._task(GET, user_id=user_id, task_id=task_id)
@@ -251,56 +275,83 @@ class TaskStore:
     ) -> StoredTask | None:
         """Apply the fields `changes` gives; None when no task of this user matches `versions`."""
         keys = None if changes.tags is UNSET else tag_keys(changes.tags)
-        return await self._task(
-            UPDATE,
-            user_id=user_id,
-            task_id=task_id,
-            versions=versions,
-            now=utc_now(),
-            tag_keys=keys,
+        values = {
+            "user_id": user_id,
+            "task_id": task_id,
+            "versions": versions,
+            "now": utc_now(),
+            "tag_keys": keys,
             **_changes(changes),
-        )
+        }
+        if changes.completed is UNSET:
+            return await self._task(UPDATE, **values)
+        return await self._cascade(CASCADING_UPDATE, values, changes.completed)
 
     async def set_completed(
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None, completed: bool | None
     ) -> StoredTask | None:
-        """Set `completed`, or toggle it when None, in one statement: concurrent toggles never lose one."""
-        return await self._task(
-            SET_COMPLETED,
-            user_id=user_id,
-            task_id=task_id,
-            versions=versions,
-            completed=completed,
-            now=utc_now(),
-        )
+        """Set `completed`, or toggle it when None, under the user's lock: concurrent toggles never lose one."""
+        values = {"user_id": user_id, "task_id": task_id, "versions": versions, "now": utc_now()}
+        return await self._cascade(CASCADING_COMPLETION, values, completed)
+
+    async def _cascade(
+        self, queries: dict[bool, Query], values: dict[str, Any], completed: bool | None
+    ) -> StoredTask | None:
+        """Write the task and, if its completion changes, complete its subtree or reopen its ancestors."""
+        bound = self.runner.timeout
+        async with self.runner.held(queries[True], values["user_id"]) as conn, conn.transaction():
+            task = await nodes.lock_task(conn, bound, values["user_id"], values["task_id"])
+            if task is None:
+                return None
+            done = not task.completed if completed is None else completed
+            changed = done != task.completed
+            query = queries[task.list_id is None]
+            cascade = {
+                "completed": done,
+                "list_id": task.list_id,
+                "key": task.key,
+                "ancestors": tree_keys.ancestor_keys(task.ancestry),
+                "down": changed and done,
+                "up": changed and not done,
+            }
+            row = await conn.fetchrow(query.sql, *query.args({**values, **cascade}), timeout=bound)
+        return None if row is None else StoredTask.from_row(row)
 
     async def delete(
         self, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None
-    ) -> StoredTask | None:
-        return await self._task(DELETE, user_id=user_id, task_id=task_id, versions=versions)
+    ) -> tuple[StoredTask, int] | None:
+        """Delete the task and its subtasks; the task as it was and how many subtasks went with it."""
+        bound = self.runner.timeout
+        async with self.runner.held(DELETE_SUBTREE[True], user_id) as conn, conn.transaction():
+            task = await nodes.lock_task(conn, bound, user_id, task_id)
+            if task is None or (versions is not None and task.version not in versions):
+                return None
+            query = DELETE_SUBTREE[task.list_id is None]
+            values = {"user_id": user_id, "task_id": task_id, "list_id": task.list_id, "key": task.key}
+            row = await conn.fetchrow(query.sql, *query.args(values), timeout=bound)
+        if row is None:  # the task is locked by this transaction: it cannot be gone
+            raise RuntimeError("the locked task was not deleted")
+        return StoredTask(TaskRead(*row[:-2]), row[-2]), int(row["subtasks"])
 
-    async def stats(self, user_id: str) -> TaskStats:
-        row = await self._one(STATS, user_id=user_id, now=utc_now())
+    async def stats(self, user_id: str, list_filter: str | None = None) -> TaskStats:
+        return await stats.stats(self.runner, user_id, utc_now(), list_filter)
+
+    async def clear_completed(self, user_id: str, list_id: uuid.UUID | UnsetType | None = UNSET) -> int:
+        """Delete the user's completed tasks (of one list, `None` the Inbox), in one statement; how many."""
+        if list_id is UNSET:
+            row = await self._one(CLEAR_COMPLETED, user_id=user_id, list_id=None)
+        else:
+            row = await self._one(CLEAR_COMPLETED_IN[list_id is None], user_id=user_id, list_id=list_id)
+            if row is not None and list_id is not None and not row["list_found"]:
+                raise invalid("list_id", LIST_RULE)
         if row is None:  # a SELECT without FROM returns its one row
-            raise RuntimeError("the stats query returned no row")
-        names, counts = row["tag_names"] or [], row["tag_counts"] or []
-        return TaskStats(
-            total=row["total"],
-            active=row["total"] - row["completed"],
-            completed=row["completed"],
-            overdue=row["overdue"],
-            tags=[TagCount(name, count) for name, count in zip(names, counts, strict=True)],
-        )
-
-    async def clear_completed(self, user_id: str) -> int:
-        """Delete every completed task of the user, in one statement; how many there were."""
-        deleted = await self._one(CLEAR_COMPLETED, user_id=user_id)
-        if deleted is None:  # likewise
             raise RuntimeError("clear-completed returned no row")
-        return int(deleted["deleted"])
+        return int(row["deleted"])
 
     async def list(self, user_id: str, query: ListQuery, after: bytes | None = None) -> listing.Page:
         """One page of `query`, starting past the position `after` (from an earlier Page.next)."""
+        if query.sort == listing.TREE_SORT:
+            return await tree_listing.page(self.runner, user_id, query, after)
         return await listing.page(self.runner, user_id, query, after)
 
     async def missing_or_stale(self, user_id: str, task_id: uuid.UUID) -> ApiError:

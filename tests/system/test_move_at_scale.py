@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from service.tasks.order import positions
-from service.tasks.order.move import RESPACE_WINDOW
+from service.tasks.order.respace import RESPACE_WINDOW
 from tests.support import Database, auth, new_user
 
 TASKS = 100_000

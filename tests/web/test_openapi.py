@@ -74,7 +74,15 @@ def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) ->
     schemas = document["components"]["schemas"]
     create = schemas["TaskCreate"]
     assert create["additionalProperties"] is False
-    assert set(create["properties"]) == {"title", "description", "due_at", "priority", "tags"}
+    assert set(create["properties"]) == {
+        "title",
+        "description",
+        "due_at",
+        "priority",
+        "tags",
+        "list_id",
+        "parent_id",
+    }
     assert create["required"] == ["title"]
     assert set(schemas["TaskRead"]["properties"]) == {
         "id",
@@ -89,6 +97,8 @@ def test_bodies_and_responses_come_from_the_structs(document: dict[str, Any]) ->
         "tags",
         "completed_at",
         "position",
+        "list_id",
+        "parent_id",
     }
     assert schemas["TaskMove"]["additionalProperties"] is False
     assert set(schemas["ErrorEnvelope"]["properties"]) == {"data", "meta", "error"}

@@ -7,6 +7,7 @@ strictly past them, which an index on (user_id, key..., id) serves without a sor
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -19,8 +20,9 @@ from sqlalchemy.sql import ColumnElement, func, select
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
+from service.lists.columns import lists
 from service.tasks.columns import READ_COLUMNS, USER, tasks
-from service.tasks.fields import CURSOR_RULE
+from service.tasks.fields import CURSOR_RULE, INBOX, LIST_FILTER_RULE, PARENT_FILTER_RULE, TOP_LEVEL
 from service.tasks.schemas import ListQuery, SortName, TaskRead
 from service.web.errors import invalid
 
@@ -105,10 +107,10 @@ SORTS: dict[str, Sort] = {
     # Tasks without a due date come last both ways: as +infinity going up, as -infinity going down.
     "due_at": Sort("due_at", (SortKey(tasks.c.due_at, "due_at", "'infinity'::timestamptz"),), False),
     "-due_at": Sort("-due_at", (SortKey(tasks.c.due_at, "due_at", "'-infinity'::timestamptz"),), True),
-    # Positions are unique per user (sql/003), so the manual order needs no tie-break.
-    "position": Sort("position", (SortKey(tasks.c.position, "position"),), False, by_id=False),
 }
-if set(SORTS) != set(get_args(SortName)):
+# Tree order (`position`) walks lists one after another: listing/tree.py.
+TREE_SORT = "position"
+if {*SORTS, TREE_SORT} != set(get_args(SortName)):
     raise RuntimeError("schemas.SortName and SORTS must list the same sorts")
 
 
@@ -150,9 +152,19 @@ FILTERS: dict[str, Filter] = {
     # A null due_at compares as unknown: a task without one never matches.
     "due_min": Filter(tasks.c.due_at >= param("due_min", tasks.c.due_at.type), lambda v: {"due_min": v}),
     "due_max": Filter(tasks.c.due_at < param("due_max", tasks.c.due_at.type), lambda v: {"due_max": v}),
+    "list_id": Filter(
+        tasks.c.list_id == param("list_id", tasks.c.list_id.type), lambda v: {"list_id": uuid.UUID(v)}
+    ),
+    "parent_id": Filter(
+        tasks.c.parent_id == param("parent_id", tasks.c.parent_id.type), lambda v: {"parent_id": uuid.UUID(v)}
+    ),
 }
+# The words a filter takes besides an id: the Inbox, the top level. Keyed "name=value" in FILTERS.
+FILTERS[f"list_id={INBOX}"] = Filter(tasks.c.list_id.is_(None), lambda v: {})
+FILTERS[f"parent_id={TOP_LEVEL}"] = Filter(tasks.c.parent_id.is_(None), lambda v: {})
+_WORDS = {f"list_id={INBOX}", f"parent_id={TOP_LEVEL}"}
 # Every other query parameter shapes the page rather than the rows.
-if set(ListQuery.__struct_fields__) != {*FILTERS, "sort", "limit", "cursor"}:
+if set(ListQuery.__struct_fields__) != {*FILTERS.keys() - _WORDS, "sort", "limit", "cursor"}:
     raise RuntimeError("every ListQuery field but sort, limit and cursor needs its Filter")
 
 
@@ -169,6 +181,25 @@ def list_query(sort: str, filters: tuple[str, ...], after: bool) -> Query:
     return Query.of(statement)
 
 
+def chosen(query: ListQuery, *, leave_out: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """The filters `query` gives (by FILTERS key) with their values, in FILTERS order."""
+    given = []
+    for name in ListQuery.__struct_fields__:
+        value = getattr(query, name)
+        if name in leave_out or value is UNSET or name not in FILTERS:
+            continue
+        word = f"{name}={value}"
+        given.append((word if word in FILTERS else name, value))
+    return given
+
+
+def bind(given: list[tuple[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in given:
+        values.update(FILTERS[name].bind(value))
+    return values
+
+
 class Page(msgspec.Struct, frozen=True):
     """One page of a listing, and the position after its last task when more follow."""
 
@@ -179,10 +210,9 @@ class Page(msgspec.Struct, frozen=True):
 async def page(runner: Runner, user_id: str, query: ListQuery, after: bytes | None = None) -> Page:
     """One page of `query`, starting past the position `after` (from an earlier Page.next)."""
     sort = SORTS[query.sort]
-    filters = tuple(name for name in FILTERS if getattr(query, name) is not UNSET)
-    values: dict[str, Any] = {"user_id": user_id, "limit": query.limit + 1}
-    for name in filters:
-        values.update(FILTERS[name].bind(getattr(query, name)))
+    given = chosen(query)
+    filters = tuple(name for name, _ in given)
+    values: dict[str, Any] = {"user_id": user_id, "limit": query.limit + 1, **bind(given)}
     if after is not None:
         try:
             values.update(sort.after_values(after))
@@ -195,5 +225,31 @@ async def page(runner: Runner, user_id: str, query: ListQuery, after: bytes | No
     else:
         rows = await runner.all(statement, **values)
     items = [TaskRead(*row) for row in rows[: query.limit]]
+    if not items:
+        await check_named(runner, user_id, query)
     more = len(rows) > query.limit
     return Page(items, sort.position(items[-1]) if more else None)
+
+
+_LIST_FOUND = Query.of(
+    select(lists.c.id).where(lists.c.user_id == USER, lists.c.id == param("list_id", lists.c.id.type))
+)
+_TASK_FOUND = Query.of(
+    select(tasks.c.id).where(tasks.c.user_id == USER, tasks.c.id == param("task_id", tasks.c.id.type))
+)
+
+
+async def check_named(runner: Runner, user_id: str, query: ListQuery) -> None:
+    """An empty page for a list or parent that is not the user's is a 422 naming the parameter."""
+    if (
+        isinstance(query.list_id, str)
+        and query.list_id != INBOX
+        and await runner.one(_LIST_FOUND, user_id=user_id, list_id=uuid.UUID(query.list_id)) is None
+    ):
+        raise invalid("list_id", LIST_FILTER_RULE)
+    if (
+        isinstance(query.parent_id, str)
+        and query.parent_id != TOP_LEVEL
+        and await runner.one(_TASK_FOUND, user_id=user_id, task_id=uuid.UUID(query.parent_id)) is None
+    ):
+        raise invalid("parent_id", PARENT_FILTER_RULE)

@@ -1,130 +1,103 @@
-"""The manual order: a move rewrites one task's position key, and rarely renumbers the user's tasks.
+"""Moves: a task, with its subtree, to a new place among siblings, under a parent, or in a list.
 
-Keys are strings that sort as bytes (service/tasks/order/positions.py); a key between two neighbours is
-almost always short, and a renumbering makes room when keys in one gap grow too long.
+A move rewrites the task's row, and its descendants' only where their tree keys or their list
+change with it (tree/keys.py); every other task keeps its position and its ETag, a rare respacing
+of crowded siblings aside (order/respace.py). It runs under the user's lock (tree/nodes.py), so
+no concurrent move can make a cycle with it or nest a subtree past four levels.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
+import functools
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from sqlalchemy import Integer, Text, column
-from sqlalchemy.dialects.postgresql import ARRAY
+from msgspec import UNSET
+from sqlalchemy import Boolean, Integer, Text, case
 from sqlalchemy.sql import func, select, update
-from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
-from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, tasks, users, utc_now
-from service.tasks.fields import ANCHOR_RULE
+from service.lists.columns import lists
+from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, tasks, utc_now
+from service.tasks.fields import ANCHOR_RULE, LEVELS_RULE, LIST_RULE, PARENT_RULE, SAME_LIST_RULE
 from service.tasks.order import positions
-from service.web.errors import TASK_NOT_FOUND, Conflict, NotFound, PreconditionFailed, invalid
+from service.tasks.order.respace import SET_HEAD, respace, siblings_around
+from service.tasks.schemas import TaskMove
+from service.tasks.tree import keys, nodes
+from service.tasks.tree.nodes import Node
+from service.tasks.tree.writes import reopening
+from service.web.errors import TASK_NOT_FOUND, NotFound, PreconditionFailed, invalid
 
-# A move that meets a concurrent writer's locks starts again this many times before a 409.
-MOVE_ATTEMPTS = 5
-
-# The manual order (service/tasks/order/positions.py). Every statement that writes a position first locks the
-# user's row (a create through its upsert), so positions are written one at a time per user and a
-# key computed from the rows it just read is still free when it is written. A move locks its task
-# first and the user's row second, the order a DELETE takes them in (task row, then the count).
-LOCK_TASK = Query.of(select(tasks.c.version, tasks.c.position).where(*OWNED).with_for_update(key_share=True))
-LOCK_USER = Query.of(select(users.c.position_head).where(users.c.id == USER).with_for_update(key_share=True))
-_anchor = tasks.alias("anchor")
-_other = tasks.alias("other")
+LIST_EXISTS = Query.of(
+    select(lists.c.id).where(lists.c.user_id == USER, lists.c.id == param("list_id", lists.c.id.type))
+)
 
 
-def _nearest(aggregate: Callable[[Any], Any], before: bool) -> Any:
-    """The position next to the anchor on one side, leaving out the task being moved."""
-    beside = _other.c.position < _anchor.c.position if before else _other.c.position > _anchor.c.position
-    return (
-        select(aggregate(_other.c.position))
-        .where(_other.c.user_id == _anchor.c.user_id, beside, _other.c.id != param("task_id"))
-        .scalar_subquery()
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the moved task goes: its list, parent and ancestry, and the sibling it goes beside."""
+
+    field: str
+    list_id: uuid.UUID | None
+    parent_id: uuid.UUID | None
+    ancestry: str | None
+    beside: Node | None = None
+    after: bool = False
+
+    @property
+    def parent_level(self) -> int:
+        return keys.level(self.ancestry) - 1
+
+
+@functools.cache
+def _write(old_inbox: bool, new_inbox: bool) -> Query:
+    """The task's new place, its subtree's keys (and list) after it, and its new ancestors reopened."""
+    new_list = param("new_list", tasks.c.list_id.type)
+    relisted = param("relisted", Boolean)
+    moved = (
+        update(tasks)
+        .where(*OWNED)
+        .values(
+            list_id=new_list,
+            parent_id=param("new_parent", tasks.c.parent_id.type),
+            ancestry=param("new_ancestry", Text),
+            position=param("position", Text),
+            **BUMP,
+        )
+        .returning(*RETURNED)
+        .cte("moved")
     )
-
-
-NEIGHBOURS = Query.of(
-    select(
-        _anchor.c.position,
-        _nearest(func.max, True).label("previous"),
-        _nearest(func.min, False).label("next"),
-    ).where(_anchor.c.user_id == param("user_id", Text), _anchor.c.id == param("anchor_id", tasks.c.id.type))
-)
-_head = param("head", users.c.position_head.type)
-# Statements of their own, never CTEs beside a write to tasks: a trigger on tasks may write the
-# user's row too (the changes feed numbers every change there), and PostgreSQL refuses a statement
-# that writes one row both in its own body and in a trigger it fires.
-SET_HEAD = Query.of(update(users).where(users.c.id == USER).values(position_head=_head))
-MOVE = Query.of(
-    update(tasks).where(*OWNED).values(position=param("position", Text), **BUMP).returning(*RETURNED)
-)
-# A respacing rewrites the keys of the tasks around a crowded gap, never more than it must: the
-# nearest RESPACE_WINDOW on each side first (the key just past them on either side bounds the new
-# keys), four times as many if their keys would still be long. It waits for no row: a task locked
-# by another writer (who may be waiting for the user's row this move holds) makes it fail at
-# once, and the move starts again.
-RESPACE_WINDOW = 32
-_SIDE_LIMIT = param("limit", Integer)
-_BOUND = param("bound", Text)
-_EXCEPT_MOVED = tasks.c.id != param("task_id")
-BEFORE_GAP = Query.of(
-    select(tasks.c.id, tasks.c.position)
-    .where(tasks.c.user_id == USER, tasks.c.position <= _BOUND, _EXCEPT_MOVED)
-    .order_by(tasks.c.position.desc())
-    .limit(_SIDE_LIMIT)
-    .with_for_update(key_share=True, nowait=True)
-)
-AFTER_GAP = Query.of(
-    select(tasks.c.id, tasks.c.position)
-    .where(tasks.c.user_id == USER, tasks.c.position >= _BOUND, _EXCEPT_MOVED)
-    .order_by(tasks.c.position.asc())
-    .limit(_SIDE_LIMIT)
-    .with_for_update(key_share=True, nowait=True)
-)
-_placed = (
-    func.unnest(param("ids", ARRAY(tasks.c.id.type)), param("keys", ARRAY(Text)))
-    .table_valued(column("id", tasks.c.id.type), column("key", Text))
-    .render_derived(name="placed")
-)
-# The unique index is checked row by row, so new keys could meet old ones mid-statement: the tasks
-# are first parked on integers below every key (the user's row is locked, so no create takes
-# them), then given their new keys. Versions change (new ETags), updated_at does not: nobody
-# edited these tasks.
-PARK = Query.of(
-    update(tasks).where(tasks.c.user_id == USER, tasks.c.id == _placed.c.id).values(position=_placed.c.key)
-)
-PLACE = Query.of(
-    update(tasks)
-    .where(tasks.c.user_id == USER, tasks.c.id == _placed.c.id)
-    .values(position=_placed.c.key, version=tasks.c.version + literal_column("1"))
-)
+    # The descendants' ancestries start with the task's old key: it becomes the new one. Their
+    # versions change only when their list does (their ETags show list_id, not the ancestry).
+    subtree = (
+        update(tasks)
+        .where(
+            tasks.c.user_id == USER,
+            keys.in_list(old_inbox),
+            keys.subtree(param("old_key", Text), inclusive=False),
+        )
+        .values(
+            ancestry=param("new_key", Text).op("||")(
+                func.substr(tasks.c.ancestry, param("old_key_length", Integer) + 1)
+            ),
+            list_id=new_list,
+            version=tasks.c.version + case((relisted, 1), else_=0),
+            updated_at=case((relisted, param("now")), else_=tasks.c.updated_at),
+        )
+        .cte("subtree")
+    )
+    reopened = reopening(new_inbox, param("up", Boolean), list_name="new_list").cte("reopened")
+    return Query.of(select(*(moved.c[c.name] for c in RETURNED)).add_cte(subtree, reopened))
 
 
 async def move(
-    runner: Runner,
-    user_id: str,
-    task_id: uuid.UUID,
-    versions: Sequence[int] | None,
-    anchor_id: uuid.UUID,
-    after: bool,
+    runner: Runner, user_id: str, task_id: uuid.UUID, versions: Sequence[int] | None, placement: TaskMove
 ) -> StoredTask:
-    """Put the task right after (or before) the anchor, rewriting its row alone (rarely a rebalance).
-
-    A move that meets a concurrent writer's locks (only a rebalance can) starts again, a few
-    times, then answers 409.
-    """
-    for attempt in range(MOVE_ATTEMPTS):
-        try:
-            async with runner.held(MOVE, user_id) as conn, conn.transaction():
-                return await _move(conn, runner.timeout, user_id, task_id, versions, anchor_id, after)
-        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
-            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter
-    raise Conflict("The task list is being reordered by another request; try again")
+    """Move the task as `placement` says, in one transaction under the user's lock."""
+    async with runner.held(LIST_EXISTS, user_id) as conn, conn.transaction():
+        return await _move(conn, runner.timeout, user_id, task_id, versions, placement)
 
 
 async def _move(
@@ -133,76 +106,87 @@ async def _move(
     user_id: str,
     task_id: uuid.UUID,
     versions: Sequence[int] | None,
-    anchor_id: uuid.UUID,
-    after: bool,
+    placement: TaskMove,
 ) -> StoredTask:
-    mine = {"user_id": user_id, "task_id": task_id}
-    task = await conn.fetchrow(LOCK_TASK.sql, *LOCK_TASK.args(mine), timeout=bound)
+    task = await nodes.lock_task(conn, bound, user_id, task_id)
     if task is None:
         raise NotFound(TASK_NOT_FOUND)
-    if versions is not None and task["version"] not in versions:
+    if versions is not None and task.version not in versions:
         raise PreconditionFailed()
-    head: int = await conn.fetchval(LOCK_USER.sql, *LOCK_USER.args(mine), timeout=bound)
-    values = {**mine, "anchor_id": anchor_id}
+    place = await _place(conn, bound, user_id, task, placement)
+    if place.parent_level != task.level - 1:
+        tall = await nodes.height(conn, bound, user_id, task)
+        if not keys.fits(place.parent_level, tall):
+            raise invalid(place.field, LEVELS_RULE)
+    head: int = await conn.fetchval(nodes.HEAD.sql, *nodes.HEAD.args({"user_id": user_id}), timeout=bound)
     start = head
-    for rebalanced in (False, True):
-        around = await conn.fetchrow(NEIGHBOURS.sql, *NEIGHBOURS.args(values), timeout=bound)
-        if around is None:
-            raise invalid("after" if after else "before", ANCHOR_RULE)
-        low, high = (
-            (around["position"], around["next"]) if after else (around["previous"], around["position"])
-        )
-        if low is None:
-            # The front: a fresh integer below every key, from the counter creates use too.
-            head -= 1
-            key = positions.int_key(head)
-        else:
-            key = positions.key_between(low, high)
-        if rebalanced or not positions.too_long(key):
-            break
-        head = await _respace(conn, bound, mine, low, high, head)
+    position = None
+    beside = place.beside
+    if beside is not None:
+        for respaced in (False, True):
+            low, high = await siblings_around(conn, bound, user_id, task, beside, place.after)
+            if low is None:
+                break
+            position = positions.key_between(low, high)
+            if respaced or not positions.too_long(position):
+                break
+            task, head = await respace(conn, bound, user_id, task, beside, low, high, head)
+            # The anchor has a new key too: read it again.
+            beside = await nodes.node(conn, bound, user_id, beside.id)
+            if beside is None:
+                raise RuntimeError("a sibling of the locked user went missing")
+            position = None
+    if position is None:  # the front: a fresh integer below every key, from the counter creates use too
+        head -= 1
+        position = positions.int_key(head)
     if head != start:
-        await conn.execute(SET_HEAD.sql, *SET_HEAD.args({**mine, "head": head}), timeout=bound)
-    row = await conn.fetchrow(
-        MOVE.sql, *MOVE.args({**mine, "position": key, "now": utc_now()}), timeout=bound
-    )
+        await conn.execute(SET_HEAD.sql, *SET_HEAD.args({"user_id": user_id, "head": head}), timeout=bound)
+    new_key = keys.tree_key(place.ancestry, position)
+    values = {
+        "user_id": user_id,
+        "task_id": task_id,
+        "list_id": task.list_id,
+        "new_list": place.list_id,
+        "new_parent": place.parent_id,
+        "new_ancestry": place.ancestry,
+        "position": position,
+        "old_key": task.key,
+        "old_key_length": len(task.key),
+        "new_key": new_key,
+        "relisted": place.list_id != task.list_id,
+        "up": not task.completed and place.ancestry is not None,
+        "ancestors": keys.ancestor_keys(place.ancestry),
+        "now": utc_now(),
+    }
+    query = _write(task.list_id is None, place.list_id is None)
+    row = await conn.fetchrow(query.sql, *query.args(values), timeout=bound)
     if row is None:  # the task is locked by this transaction: it cannot be gone
         raise RuntimeError("the locked task was not updated")
     return StoredTask.from_row(row)
 
 
-async def _respace(
-    conn: PoolConnectionProxy, bound: float, mine: dict[str, Any], low: str, high: str | None, head: int
-) -> int:
-    """Give the tasks around the gap (`low`, `high`) short, evenly spread keys; the user's new head.
-
-    The moved task is left out (it is placed after), so the gap beside the anchor lies between two
-    consecutive new keys, and a key between them is short.
-    """
-    window = RESPACE_WINDOW
-    while True:
-        before = await conn.fetch(
-            BEFORE_GAP.sql, *BEFORE_GAP.args({**mine, "bound": low, "limit": window + 1}), timeout=bound
-        )
-        after = []
-        if high is not None:
-            after = await conn.fetch(
-                AFTER_GAP.sql, *AFTER_GAP.args({**mine, "bound": high, "limit": window + 1}), timeout=bound
-            )
-        first = before[window]["position"] if len(before) > window else None
-        last = after[window]["position"] if len(after) > window else None
-        rows = [*reversed(before[:window]), *after[:window]]
-        keys = positions.keys_between(first, last, len(rows))
-        # Room for a key between two of them, and for some moves into that gap before the next.
-        if (first is None and last is None) or max(map(len, keys)) < positions.REBALANCE_ABOVE - 4:
-            break
-        window *= 4
-    ids = [row["id"] for row in rows]
-    # Below every key, old and new; the moved task is parked too, as it may sit among the new keys.
-    lowest = min(head, positions.integer_part(keys[0]))
-    parking = [*ids, mine["task_id"]]
-    parked = [positions.int_key(lowest - len(parking) - 1 + n) for n in range(len(parking))]
-    await conn.execute(PARK.sql, *PARK.args({**mine, "ids": parking, "keys": parked}), timeout=bound)
-    await conn.execute(PLACE.sql, *PLACE.args({**mine, "ids": ids, "keys": keys}), timeout=bound)
-    # A window that reached the front may start below the head: creates count down from there.
-    return lowest
+async def _place(
+    conn: PoolConnectionProxy, bound: float, user_id: str, task: Node, placement: TaskMove
+) -> Place:
+    """Read and check the placement's anchor, parent or list (422 naming its field when it will not do)."""
+    for side in ("before", "after"):
+        anchor_id = getattr(placement, side)
+        if isinstance(anchor_id, uuid.UUID):
+            anchor = await nodes.node(conn, bound, user_id, anchor_id)
+            if anchor is None or task.holds(anchor):
+                raise invalid(side, ANCHOR_RULE)
+            return Place(side, anchor.list_id, anchor.parent_id, anchor.ancestry, anchor, side == "after")
+    if isinstance(placement.parent_id, uuid.UUID):
+        parent = await nodes.node(conn, bound, user_id, placement.parent_id)
+        if parent is None or task.holds(parent):
+            raise invalid("parent_id", PARENT_RULE)
+        if placement.list_id is not UNSET and placement.list_id != parent.list_id:
+            raise invalid("list_id", SAME_LIST_RULE)
+        return Place("parent_id", parent.list_id, parent.id, keys.child_ancestry(parent.key))
+    if placement.list_id is UNSET:  # {"parent_id": null}: the top of its own list
+        return Place("parent_id", task.list_id, None, None)
+    if placement.list_id is not None:
+        values = {"user_id": user_id, "list_id": placement.list_id}
+        if await conn.fetchval(LIST_EXISTS.sql, *LIST_EXISTS.args(values), timeout=bound) is None:
+            raise invalid("list_id", LIST_RULE)
+    return Place("list_id", placement.list_id, None, None)

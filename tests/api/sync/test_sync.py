@@ -232,7 +232,10 @@ def test_existing_tasks_are_numbered_by_the_migration(pg_admin_url: str, tmp_pat
     ]
     heads = db.query("SELECT id, change_seq FROM users ORDER BY id")
     assert [(r["id"], r["change_seq"]) for r in heads] == [("a", 2), ("b", 1)]
-    db.query("UPDATE tasks SET title = 'a1!' WHERE title = 'a1'")
+    db.query("UPDATE tasks SET title = 'a1!', version = version + 1 WHERE title = 'a1'")
+    assert db.query("SELECT change_seq FROM tasks WHERE title = 'a1!'")[0]["change_seq"] == 3
+    # A write that leaves the version (the ETag) as it was is no change a client sees (sql/008).
+    db.query("UPDATE tasks SET ancestry = NULL WHERE title = 'a1!'")
     assert db.query("SELECT change_seq FROM tasks WHERE title = 'a1!'")[0]["change_seq"] == 3
 
 
@@ -277,6 +280,8 @@ def test_concurrent_writers_never_make_a_syncing_client_miss_a_change(
         try:
             for step in range(40):
                 async with conn.transaction():
+                    # As every writer of a user's tasks does (sql/008): the user's lock first.
+                    await conn.execute("SELECT lock_user($1)", user)
                     if rng.random() < 0.3 or not ids:
                         new_id = uuid7(datetime.now(UTC))
                         await conn.execute(
@@ -359,7 +364,10 @@ def test_one_statement_on_many_tasks_numbers_each_once(
            FROM generate_series(1, 3000) g""",  # noqa: S608 - constant SQL
         user,
     )
-    database.query("UPDATE tasks SET title = title || '!' WHERE user_id = $1 AND NOT completed", user)
+    database.query(
+        "UPDATE tasks SET title = title || '!', version = version + 1 WHERE user_id = $1 AND NOT completed",
+        user,
+    )
     database.query("DELETE FROM tasks WHERE user_id = $1 AND completed", user)
     numbers = database.query(
         """SELECT change_seq FROM tasks WHERE user_id = $1

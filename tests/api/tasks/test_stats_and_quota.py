@@ -37,7 +37,14 @@ def _clear(client: httpx.Client, user: str, **kwargs: object) -> httpx.Response:
 
 
 def test_stats_of_a_user_without_tasks(app_client: httpx.Client, user: str) -> None:
-    assert _stats(app_client, user) == {"total": 0, "active": 0, "completed": 0, "overdue": 0, "tags": []}
+    assert _stats(app_client, user) == {
+        "total": 0,
+        "active": 0,
+        "completed": 0,
+        "overdue": 0,
+        "tags": [],
+        "lists": [{"list_id": None, "active": 0, "completed": 0}],
+    }
 
 
 def test_stats_count_the_users_tasks(app_client: httpx.Client, user: str) -> None:
@@ -48,7 +55,14 @@ def test_stats_count_the_users_tasks(app_client: httpx.Client, user: str) -> Non
     _complete(app_client, user, create_task(app_client, user, "done, was due", due_at=PAST))
     _complete(app_client, user, create_task(app_client, user, "done"))
     create_task(app_client, new_user(), "someone else's", due_at=PAST)
-    assert _stats(app_client, user) == {"total": 6, "active": 4, "completed": 2, "overdue": 2, "tags": []}
+    assert _stats(app_client, user) == {
+        "total": 6,
+        "active": 4,
+        "completed": 2,
+        "overdue": 2,
+        "tags": [],
+        "lists": [{"list_id": None, "active": 4, "completed": 2}],
+    }
 
 
 def test_stats_tags_count_active_tasks_most_used_first_then_by_name(

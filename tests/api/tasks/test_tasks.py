@@ -250,7 +250,11 @@ def test_a_v1_create_reads_the_new_fields_with_their_defaults(app_client: httpx.
         "created_at",
         "updated_at",
         *NEW_FIELDS,
+        "list_id",
+        "parent_id",
     ]
+    assert task["list_id"] is None
+    assert task["parent_id"] is None
     assert _get(app_client, user, task).json()["data"] == task
 
 
