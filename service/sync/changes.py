@@ -49,7 +49,10 @@ async def changes(request: Request[SyncState]) -> Response:
         since = since_position(tokens, user_id, query.since, request.state["sync_retention"])
     feed: ChangeStore = request.state["changes"]
     full = since is None or since.listing_lists
-    page = await feed.changes(user_id, 0 if since is None else since.seq, query.limit + 1, full=full)
+    seq = 0 if since is None else since.seq
+    # A full sync past its lists knows every list up to the number it read them at.
+    lists_seq = seq if since is None or since.listing_lists else max(seq, since.lists_seq)
+    page = await feed.changes(user_id, seq, lists_seq, query.limit + 1, full=full)
     if since is not None and since.seq < page.horizon:
         # Deletions after it were forgotten by the per-user bound: it cannot be brought up to date.
         raise SyncExpired("Deletions since this sync token are no longer kept; start over with a full sync")
@@ -62,7 +65,10 @@ async def changes(request: Request[SyncState]) -> Response:
         # one its walk through the pages started from (a full sync starts now).
         last = query.limit - 1
         at = page.read_at if since is None else since.at
-        position = Position(page.seqs[last], at, listing_lists=full and page.of_lists[last])
+        in_lists = full and page.of_lists[last]
+        # A full sync that reached its tasks sent every list up to this snapshot's number.
+        known = page.head if full and not in_lists else lists_seq
+        position = Position(page.seqs[last], at, listing_lists=in_lists, lists_seq=known)
     else:
         # Everything up to the snapshot's latest number is in hand, as of the snapshot.
         position = Position(page.head, page.read_at)

@@ -29,6 +29,9 @@ from service.tasks.schemas import TaskRead
 tombstones = table(TaskTombstone)
 
 _SINCE = param("since", BigInteger)
+# Lists (and their deletions) past this number: the `since` of a list, which a full sync may have
+# sent beyond the tasks' `since`.
+_LISTS_SINCE = param("lists_since", BigInteger)
 _LIMIT = param("limit", Integer)
 _TASK: ColumnElement[bool] = literal_column("false")
 _LIST: ColumnElement[bool] = literal_column("true")
@@ -63,7 +66,7 @@ def _task_upserts(part: int, *conditions: Any) -> Any:
 
 def _list_upserts(part: int) -> Any:
     return select(*_rows(part, _LIST, lists.c.change_seq, _NOT_DELETED, _NO_TASK, _LIST_LABELS)).where(
-        lists.c.user_id == USER, lists.c.change_seq > _SINCE
+        lists.c.user_id == USER, lists.c.change_seq > _LISTS_SINCE
     )
 
 
@@ -74,7 +77,7 @@ def _deletions(part: int, *conditions: Any) -> Any:
     )
     return select(
         *_rows(part, tombstones.c.is_list, tombstones.c.change_seq, tombstones.c.deleted_at, task, _NO_LIST)
-    ).where(tombstones.c.user_id == USER, tombstones.c.change_seq > _SINCE, *conditions)
+    ).where(tombstones.c.user_id == USER, *conditions)
 
 
 # The page's columns before the change's own: the clock, the user's latest number, and the horizon
@@ -96,7 +99,12 @@ def _with_head(page: Any) -> Query:
 # Every change past a number, in number order: a list's tasks' deletions come before its own, and
 # a list is numbered before any task that names it.
 CHANGES_SINCE = _with_head(
-    union_all(_task_upserts(0, tasks.c.change_seq > _SINCE), _list_upserts(0), _deletions(0))
+    union_all(
+        _task_upserts(0, tasks.c.change_seq > _SINCE),
+        _list_upserts(0),
+        _deletions(0, ~tombstones.c.is_list, tombstones.c.change_seq > _SINCE),
+        _deletions(0, tombstones.c.is_list, tombstones.c.change_seq > _LISTS_SINCE),
+    )
     .order_by(literal_column("seq"))
     .limit(_LIMIT)
     .subquery("page")
@@ -104,7 +112,11 @@ CHANGES_SINCE = _with_head(
 # A full sync sends every list (and, past the first page, every list's deletion since), then every
 # task: the client starts from nothing, so it needs no task's deletion.
 _lists_first = (
-    union_all(_list_upserts(0), _deletions(0, tombstones.c.is_list))
+    union_all(
+        _list_upserts(0),
+        # A first page (since 0) has no deletions to tell: the client holds nothing yet.
+        _deletions(0, tombstones.c.is_list, tombstones.c.change_seq > _LISTS_SINCE, _LISTS_SINCE > 0),
+    )
     .order_by(literal_column("seq"))
     .limit(_LIMIT)
     .subquery("listed")
@@ -195,10 +207,17 @@ class ChangeStore:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def changes(self, user_id: str, since: int, limit: int, *, full: bool) -> ChangePage:
-        """Up to `limit` changes after `since`, oldest first; `full`: lists past `since`, then every task."""
+    async def changes(
+        self, user_id: str, since: int, lists_since: int, limit: int, *, full: bool
+    ) -> ChangePage:
+        """Up to `limit` changes: tasks' after `since`, lists' after `lists_since`, oldest first.
+
+        `full`: the lists past `lists_since`, then every task.
+        """
         query = CHANGES_ALL if full else CHANGES_SINCE
-        rows = await self._runner.all(query, user_id=user_id, since=since, limit=limit)
+        rows = await self._runner.all(
+            query, user_id=user_id, since=since, lists_since=lists_since, limit=limit
+        )
         first = rows[0]
         rows = [row for row in rows if row["seq"] is not None]
         return ChangePage(

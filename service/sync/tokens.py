@@ -14,10 +14,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAC_BYTES = 16
 # Version 2 adds the phase; version 1 tokens (no phase) are still read.
 _VERSION = 2
-# Version, change number, the time the position was last known current (microseconds), and the
-# phase: 1 while a full sync is still sending lists (the number is then the last list's).
+# Version, change number, the time the position was last known current (microseconds), the
+# phase (1 while a full sync is still sending lists: the number is then the last list's), and the
+# number up to which lists are known (a full sync sent them all, up to there, before its tasks).
 _LAYOUT_V1 = struct.Struct(">BQq")
-_LAYOUT = struct.Struct(">BQqB")
+_LAYOUT = struct.Struct(">BQqBQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Position:
     # A full sync sends every list before any task: past `seq`, lists (and their deletions) come
     # first, then every task. False: every change past `seq`, in number order.
     listing_lists: bool = False
+    # Lists changed up to this number are known already (at most `seq` matters otherwise).
+    lists_seq: int = 0
 
 
 class SyncTokens:
@@ -48,7 +51,7 @@ class SyncTokens:
 
     def encode(self, user_id: str, position: Position) -> str:
         micros = (position.at - _EPOCH) // timedelta(microseconds=1)
-        payload = _LAYOUT.pack(_VERSION, position.seq, micros, position.listing_lists)
+        payload = _LAYOUT.pack(_VERSION, position.seq, micros, position.listing_lists, position.lists_seq)
         return b64encode(payload + self._mac(user_id, payload))
 
     def decode(self, user_id: str, token: str) -> Position:
@@ -65,7 +68,8 @@ class SyncTokens:
             raise ValueError("bad token")
         if len(payload) != layout.size:
             raise ValueError("bad token")
-        version, seq, micros, *phase = layout.unpack(payload)
-        if version not in (1, _VERSION) or phase not in ([], [0], [1]):
+        version, seq, micros, *rest = layout.unpack(payload)
+        phase, lists_seq = rest or (0, 0)
+        if version not in (1, _VERSION) or phase not in (0, 1) or (version == 1) != (not rest):
             raise ValueError("unknown version")
-        return Position(seq, _EPOCH + timedelta(microseconds=micros), bool(phase and phase[0]))
+        return Position(seq, _EPOCH + timedelta(microseconds=micros), bool(phase), lists_seq)

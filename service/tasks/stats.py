@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Text
+from sqlalchemy import Integer, Text, cast, column
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql import ColumnElement, Subquery, func, select
 from sqlalchemy.sql.expression import literal_column
@@ -33,7 +33,7 @@ def _tag_totals(spellings: Subquery) -> tuple[ColumnElement[Any], ColumnElement[
     first by code point): (names, counts) as two arrays, most used first."""
     shown = func.array_agg(aggregate_order_by(spellings.c.tag, spellings.c.tasks.desc(), spellings.c.tag))[1]
     totals = (
-        select(shown.label("name"), func.sum(spellings.c.tasks).label("count"))
+        select(shown.label("name"), cast(func.sum(spellings.c.tasks), Integer).label("count"))
         .group_by(spellings.c.tag_key)
         .order_by(func.sum(spellings.c.tasks).desc(), shown)
         .limit(literal_column(str(STATS_TAGS_MAX)))
@@ -103,8 +103,10 @@ STATS = Query.of(
 
 def _list_stats(inbox: bool) -> Query:
     """One list's stats (the Inbox's: the user's totals less every list's), with every list's counts."""
-    tag = func.unnest(tasks.c.tags, tasks.c.tag_keys).table_valued(
-        literal_column("tag", Text), literal_column("tag_key", Text)
+    tag = (
+        func.unnest(tasks.c.tags, tasks.c.tag_keys)
+        .table_valued(column("tag", Text), column("tag_key", Text))
+        .render_derived(name="tag")
     )
     spellings = (
         select(tag.c.tag_key, tag.c.tag, func.count().label("tasks"))

@@ -301,7 +301,9 @@ class TaskStore:
         bound = self.runner.timeout
         async with self.runner.held(queries[True], values["user_id"]) as conn, conn.transaction():
             task = await nodes.lock_task(conn, bound, values["user_id"], values["task_id"])
-            if task is None:
+            versions = values["versions"]
+            # The cascade's statements do not look at If-Match: a stale one must stop it here.
+            if task is None or (versions is not None and task.version not in versions):
                 return None
             done = not task.completed if completed is None else completed
             changed = done != task.completed

@@ -1,4 +1,5 @@
-"""A real browser: a page on another origin runs a frontend's calls through CORS; /docs renders.
+"""A real browser: a page on another origin runs a frontend's calls through CORS (tasks, then lists
+and subtasks); /docs renders.
 
 Headless Chromium from Debian's `chromium` package (`.ci/run` installs it), driven by Playwright's
 Python package with `executable_path`: Playwright never downloads a browser here. Where chromium
@@ -62,6 +63,39 @@ ROUND = """async ({api, user, token}) => {
   await step("patch", item, {method: "PATCH", headers: json, body: JSON.stringify({description: "with a note"})});
   await step("complete", `${item}/complete`, {method: "PATCH", headers: auth});
   await step("delete", item, {method: "DELETE", headers: auth});
+  return seen;
+}"""
+
+# Lists and subtasks, from the same page: a list, a task in it, a subtask under that task, then
+# both read back: the list by its id, the list's tasks in tree order, the subtask by its id.
+LISTS_ROUND = """async ({api, user, token}) => {
+  const base = `${api}/api/${user}`;
+  const auth = {Authorization: `Bearer ${token}`};
+  const json = {...auth, "Content-Type": "application/json"};
+  const seen = {};
+  const step = async (name, url, init) => {
+    try {
+      const r = await fetch(url, init);
+      const body = await r.json();
+      seen[name] = {status: r.status, etag: r.headers.get("ETag"), location: r.headers.get("Location"),
+                    data: body.data, meta: body.meta, error: body.error};
+      return body.data;
+    } catch (e) {
+      seen[name] = {failed: String(e)};
+    }
+  };
+  const post = (body) => ({method: "POST", headers: json, body: JSON.stringify(body)});
+  const list = await step("create_list", `${base}/lists`, post({name: "from the browser"}));
+  if (!list) return seen;
+  const parent = await step("create_task", `${base}/tasks`, post({title: "parent", list_id: list.id}));
+  if (!parent) return seen;
+  const child = await step("create_subtask", `${base}/tasks`, post({title: "child", parent_id: parent.id}));
+  if (!child) return seen;
+  await step("get_list", `${base}/lists/${list.id}`, {headers: auth});
+  await step("lists", `${base}/lists`, {headers: auth});
+  await step("tree", `${base}/tasks?sort=position&list_id=${list.id}`, {headers: auth});
+  await step("get_subtask", `${base}/tasks/${child.id}`, {headers: auth});
+  await step("delete_list", `${base}/lists/${list.id}`, {method: "DELETE", headers: {...auth, "If-Match": seen.get_list.etag}});
   return seen;
 }"""
 
@@ -185,6 +219,52 @@ def test_a_frontend_round_through_cors(browser: Any, frontend: int, api: tuple[L
         if entry["method"] == "OPTIONS":
             assert entry["status"] == 200
     assert {e["method"] for e in mine} == {"OPTIONS", "GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_lists_and_subtasks_through_cors(
+    browser: Any, frontend: int, api: tuple[LiveServer, Recorder]
+) -> None:
+    live, recorder = api
+    user = new_user()
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{frontend}/")
+    seen: dict[str, Any] = page.evaluate(
+        LISTS_ROUND, {"api": live.base_url, "user": user, "token": make_token(user)}
+    )
+    page.close()
+
+    statuses = {name: step.get("status", step.get("failed")) for name, step in seen.items()}
+    assert statuses == {
+        "create_list": 201,
+        "create_task": 201,
+        "create_subtask": 201,
+        "get_list": 200,
+        "lists": 200,
+        "tree": 200,
+        "get_subtask": 200,
+        "delete_list": 200,
+    }, seen
+    task_list = seen["create_list"]["data"]
+    parent, child = seen["create_task"]["data"], seen["create_subtask"]["data"]
+    # Location and ETag are exposed to the page for lists as for tasks.
+    assert seen["create_list"]["location"] == f"/api/{user}/lists/{task_list['id']}"
+    assert seen["get_list"]["etag"] == seen["create_list"]["etag"] is not None
+    assert seen["get_list"]["data"] == task_list
+    assert [entry["id"] for entry in seen["lists"]["data"]] == [task_list["id"]]
+    assert (parent["list_id"], parent["parent_id"]) == (task_list["id"], None)
+    # The subtask was given only its parent, and went into the parent's list.
+    assert (child["list_id"], child["parent_id"]) == (task_list["id"], parent["id"])
+    assert [(t["title"], t["parent_id"]) for t in seen["tree"]["data"]] == [
+        ("parent", None),
+        ("child", parent["id"]),
+    ]
+    assert seen["get_subtask"]["data"] == child
+    assert seen["delete_list"]["meta"]["deleted_tasks"] == 2
+
+    origin = f"http://127.0.0.1:{frontend}"
+    mine = [e for e in recorder.seen if f"/api/{user}/" in e["path"]]
+    assert all(e["origin"] == origin and e["allow_origin"] == origin.encode() for e in mine)
+    assert ("POST", f"/api/{user}/lists") in {(e["preflight_for"], e["path"]) for e in mine}
 
 
 def test_an_origin_not_allowed_is_refused(

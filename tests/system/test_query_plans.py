@@ -14,12 +14,13 @@ import pytest
 from service.db.migrations import migrate
 from service.db.pool import asyncpg_dsn
 from service.tasks.columns import READ_COLUMNS
+from service.tasks.listing import tree
 from service.tasks.listing.query import SORTS, like_pattern, list_query
 from service.tasks.schemas import TaskRead
 from tests.support.pg_cluster import PgCluster, system_bin_dir
 from tests.support.postgres import Database, create_database
 
-NEW_SORTS = ["due_at", "-due_at", "priority", "-priority", "position"]
+NEW_SORTS = ["due_at", "-due_at", "priority", "-priority"]
 READ_COLUMNS_SQL = [c.name for c in READ_COLUMNS]
 
 
@@ -71,7 +72,7 @@ def test_listing_uses_an_index_scan(big_database: Database, sort: str, after: bo
             "user-0",
             probe["created_at"],
             probe["updated_at"],
-            *(None, "none", [], None, "800000000000"),  # the v2 fields: no sort here reads them
+            *(None, "none", [], None, "800000000000", None, None),  # later fields: no sort here reads them
         )
         args.update(SORTS[sort].after_values(SORTS[sort].position(task)))
     plan = "\n".join(r[0] for r in big_database.query(f"EXPLAIN {query.sql}", *query.args(args)))
@@ -147,7 +148,6 @@ def big_database_with_every_field(pg_admin_url: str) -> Database:
         ("-due_at", "tasks_user_due_desc_idx"),
         ("priority", "tasks_user_priority_idx"),
         ("-priority", "tasks_user_priority_idx"),
-        ("position", "tasks_user_position_key"),
     ],
 )
 @pytest.mark.parametrize("after", ["first-page", "after-a-due-task", "after-a-task-without-due"])
@@ -208,3 +208,54 @@ def test_each_new_sort_pages_the_big_user_exactly_like_one_query(
     seen, everything = asyncio.run(walk())
     assert len(seen) == 10_000
     assert seen == everything
+
+
+@pytest.fixture(scope="module")
+def big_tree(pg_admin_url: str) -> Database:
+    """110,000 tasks: one user's 10,000 in the Inbox and two lists, three levels deep, among others'."""
+    url = asyncio.run(create_database(pg_admin_url, "explain_v3"))
+    asyncio.run(migrate(asyncpg_dsn(url)))
+    db = Database(url=url, admin_url=pg_admin_url)
+    db.query("""INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(0, 10) g""")
+    db.query(
+        """INSERT INTO lists (user_id, id, name, position, created_at, updated_at)
+           SELECT 'user-' || g, ('00000000-0000-7000-8000-00000000000' || g)::uuid, 'list', '800000000001', now(), now()
+           FROM generate_series(0, 9) g"""
+    )
+    # Level 1 every 9th task, level 2 and 3 under it: ancestries are made from the positions.
+    db.query(
+        """INSERT INTO tasks (user_id, id, title, list_id, parent_id, ancestry, position)
+           SELECT CASE WHEN g <= 10000 THEN 'user-0' ELSE 'user-' || (g % 10) END, gen_random_uuid(), 'task ' || g,
+                  CASE WHEN g % 2 = 0 THEN ('00000000-0000-7000-8000-00000000000' ||
+                       CASE WHEN g <= 10000 THEN 0 ELSE g % 10 END)::uuid END,
+                  CASE WHEN g % 3 <> 0 THEN gen_random_uuid() END,
+                  CASE g % 3 WHEN 1 THEN lpad(to_hex(g + 140737488355328), 12, '0') || '.'
+                             WHEN 2 THEN lpad(to_hex(g + 140737488355328), 12, '0') || '.'
+                                         || lpad(to_hex(g + 140737488355328), 12, '0') || '.' END,
+                  lpad(to_hex(g + 140737488355328), 12, '0')
+           FROM generate_series(1, 110000) g"""
+    )
+    db.query("ANALYZE tasks")
+    return db
+
+
+@pytest.mark.parametrize("inbox", [True, False], ids=["inbox", "a-list"])
+@pytest.mark.parametrize("after", [False, True], ids=["first-page", "next-page"])
+@pytest.mark.parametrize("under", [False, True], ids=["every-level", "under-a-parent"])
+def test_tree_order_is_one_range_of_the_tree_index(big_tree: Database, inbox: bool, after: bool, under: bool) -> None:
+    """sort=position within a list (or the Inbox), first page or next, a parent's subtasks or all: an
+    index scan of tasks_user_tree_key, no sort step."""
+    filters = ("parent_id",) if under else ()
+    query = tree._range_query(inbox, filters, after, under)
+    values: dict[str, object] = {
+        "user_id": "user-0",
+        "list_id": uuid.UUID("00000000-0000-7000-8000-000000000000"),
+        "after_key": "800000000100",
+        "parent_key": "800000000010",
+        "parent_id": uuid.uuid4(),
+        "limit": 51,
+    }
+    plan = "\n".join(r[0] for r in big_tree.query(f"EXPLAIN {query.sql}", *query.args(values)))
+    assert "tasks_user_tree_key" in plan, plan
+    assert "Sort" not in plan.replace("Sort Key", ""), plan
+    assert "Seq Scan" not in plan and "Bitmap" not in plan, plan

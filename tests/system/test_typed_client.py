@@ -1,4 +1,6 @@
-"""A typed TypeScript client (openapi-typescript + openapi-fetch) runs a frontend's round on the live server.
+"""A typed TypeScript client (openapi-typescript + openapi-fetch) runs a frontend's round on the live server:
+tasks (create, list, conditional update, toggle, delete), then lists and subtasks (a list, a task in
+it, a subtask, a move, tree order, the completion cascade, stats' `lists`, the list's deletion).
 
 The npm packages are pinned in tests/clients/package-lock.json and installed on first use from the
 npm registry into tests/clients/node_modules (ignored by git); without node and npm this skips.
@@ -62,5 +64,16 @@ def test_openapi_fetch_runs_a_frontend_round(npm_packages: None, server: LiveSer
         "blank": [{"field": "title", "message": seen["blank"][0]["message"]}],
         "deleted": True,
         "gone": "it is gone",
+        # Contract v3: a list, a task in it, a subtask (in its parent's list), a move under the
+        # parent, tree order, completion cascading to the subtasks, each list's counts, deletion.
+        "subtask": {"list": True, "parent": True},
+        "moved": {"status": 200, "parent": True},
+        "restructured": [{"field": "list_id", "message": "is not allowed"}],
+        "tree": ["Bake a cake", "- Buy flour", "- Buy candles"],
+        "lists": [
+            {"list": "Inbox", "active": 0, "completed": 0},
+            {"list": "Party", "active": 0, "completed": 3},
+        ],
+        "deletedList": 3,
     }
     assert seen["created"]["etag"].startswith('"')

@@ -63,7 +63,7 @@ def _range_query(inbox: bool, filters: tuple[str, ...], after: bool, under: bool
     return Query.of(
         select(*READ_COLUMNS, keys.indexed_key.label("tree_key"))
         .where(*conditions)
-        .order_by(keys.indexed_key)
+        .order_by(*keys.tree_order())
         .limit(param("limit", Integer))
     )
 

@@ -38,7 +38,7 @@ def _siblings(inbox: bool, *, forwards: bool) -> Query:
     """Siblings (same list, same ancestry) past the tree key `key` one way, within [floor, ceiling)."""
     key = param("key", Text)
     side = keys.indexed_key >= key if forwards else keys.indexed_key <= key
-    order = keys.indexed_key.asc() if forwards else keys.indexed_key.desc()
+    order = keys.tree_order(descending=not forwards)
     return Query.of(
         select(tasks.c.id, tasks.c.position)
         .where(
@@ -50,7 +50,7 @@ def _siblings(inbox: bool, *, forwards: bool) -> Query:
             tasks.c.ancestry.is_not_distinct_from(param("ancestry", Text)),
             tasks.c.id != param("task_id"),
         )
-        .order_by(order)
+        .order_by(*order)
         .limit(param("limit", Integer))
     )
 

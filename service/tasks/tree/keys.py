@@ -27,6 +27,14 @@ indexed_key: ColumnElement[str] = func.coalesce(tasks.c.ancestry, literal_column
 )
 
 
+def tree_order(*, descending: bool = False) -> list[ColumnElement[Any]]:
+    """ORDER BY for tree order within one list. The list comes first although it is fixed: the
+    planner counts `list_id IS NULL` (the Inbox) as no equality, and only an order that starts
+    with it matches the index's (user_id, list_id, key) without a sort step."""
+    columns = (tasks.c.list_id, indexed_key)
+    return [c.desc() if descending else c.asc() for c in columns]
+
+
 def tree_key(ancestry: str | None, position: str) -> str:
     return (ancestry or "") + position
 

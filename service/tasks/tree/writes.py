@@ -34,7 +34,7 @@ def _completing_below(inbox: bool) -> Update:
             keys.subtree(param("key", Text), inclusive=False),
             ~tasks.c.completed,
         )
-        .values(completed=True, completed_at=param("now"), **BUMP)
+        .values(completed=literal_column("true"), completed_at=param("now"), **BUMP)
     )
 
 
@@ -50,7 +50,7 @@ def reopening(inbox: bool, when: Any = None, list_name: str = "list_id") -> Upda
             keys.indexed_key == sql_any(_ANCESTORS),
             tasks.c.completed,
         )
-        .values(completed=False, completed_at=null(), **BUMP)
+        .values(completed=literal_column("false"), completed_at=null(), **BUMP)
     )
 
 
