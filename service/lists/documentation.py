@@ -13,9 +13,8 @@ from typing import Annotated
 import msgspec
 
 from service.lists.schemas import ListCreate, ListMove, ListRead, ListUpdate
-from service.openapi.operation import header, parameter
+from service.openapi.operation import header, if_match, parameter
 from service.web.bodies import rules
-from service.web.conditional import ETAG_LIST_PATTERN
 from service.web.schemas import FieldError
 
 LIST = ListRead(
@@ -42,15 +41,7 @@ LIST_HEADERS = {"ETag": ETAG}
 BAD_NAME = FieldError("name", rules(ListCreate)["name"])
 # The document builder knows {user_id} and {task_id}; a list route names its own placeholder.
 LIST_ID = parameter("list_id", "path", {"type": "string", "format": "uuid"}, "The list's id (any case)")
-IF_MATCH = parameter(
-    "If-Match",
-    "header",
-    {"type": "string", "pattern": ETAG_LIST_PATTERN},
-    "Write only if the list's ETag is one of these, or `*`",
-)
-IF_NONE_MATCH = parameter(
-    "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
-)
+IF_MATCH = if_match("list")
 LIST_LINKS = {
     f"{verb}List": {
         "operationId": f"{verb}List",

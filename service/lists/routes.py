@@ -14,7 +14,6 @@ from service.lists.documentation import (
     BAD_NAME,
     ETAG,
     IF_MATCH,
-    IF_NONE_MATCH,
     LIST_HEADERS,
     LIST_ID,
     LIST_LINKS,
@@ -38,6 +37,7 @@ from service.openapi.operation import (
     API_ERRORS,
     BODY_ERRORS,
     EXAMPLE_META,
+    IF_NONE_MATCH,
     REQUEST_ID,
     ApiRoute,
     Operation,
@@ -47,15 +47,10 @@ from service.tasks.columns import utc_now
 from service.tasks.ids import uuid7
 from service.web.bodies import read_json
 from service.web.conditional import IF_MATCH_RULE, if_match, none_match
-from service.web.endpoint import Endpoint
+from service.web.endpoint import Endpoint, caller, path_id
 from service.web.envelope import json_response, meta, request_id
 from service.web.errors import NotFound, invalid
 from service.web.schemas import FieldError
-
-
-def _user_id(request: Request[ListsState]) -> str:
-    user_id: str = request.scope["user"].user_id
-    return user_id
 
 
 def _store(request: Request[ListsState]) -> ListStore:
@@ -63,11 +58,7 @@ def _store(request: Request[ListsState]) -> ListStore:
 
 
 def _list_id(request: Request[ListsState]) -> uuid.UUID:
-    """The path's list id; anything but a UUID cannot name a list, so it is a 404 like any other."""
-    try:
-        return uuid.UUID(request.path_params["list_id"])
-    except ValueError:
-        raise NotFound(LIST_NOT_FOUND) from None
+    return path_id(request, "list_id", LIST_NOT_FOUND)
 
 
 def _list_response(
@@ -81,13 +72,13 @@ class ListCollection(Endpoint):
     """`/api/{user_id}/lists`: all of them, and create."""
 
     async def get(self, request: Request[ListsState]) -> Response:
-        found = await _store(request).all(_user_id(request))
+        found = await _store(request).all(caller(request))
         list_meta = ListCountMeta(request_id(request.scope), count=len(found))
         return json_response(request.scope, 200, ListsEnvelope(found, list_meta))
 
     async def post(self, request: Request[ListsState]) -> Response:
         body = await read_json(request, ListCreate)
-        user_id = _user_id(request)
+        user_id = caller(request)
         now = utc_now()
         stored = await _store(request).create(user_id, uuid7(now), now, body)
         location = f"/api/{quote(user_id, safe='')}/lists/{stored.task_list.id}"
@@ -121,7 +112,7 @@ class ListItem(Endpoint):
     """`/api/{user_id}/lists/{list_id}`: read, rename (PUT and PATCH alike), delete with its tasks."""
 
     async def get(self, request: Request[ListsState]) -> Response:
-        stored = await _store(request).get(_user_id(request), _list_id(request))
+        stored = await _store(request).get(caller(request), _list_id(request))
         if stored is None:
             raise NotFound(LIST_NOT_FOUND)
         tag = stored.etag()
@@ -132,16 +123,14 @@ class ListItem(Endpoint):
     async def put(self, request: Request[ListsState]) -> Response:
         body = await read_json(request, ListUpdate)
         list_id = _list_id(request)
-        stored = await _store(request).update(
-            _user_id(request), list_id, if_match(request, list_id), body.name
-        )
+        stored = await _store(request).update(caller(request), list_id, if_match(request, list_id), body.name)
         return _list_response(request, stored)
 
     patch = put
 
     async def delete(self, request: Request[ListsState]) -> Response:
         list_id = _list_id(request)
-        deleted = await _store(request).delete(_user_id(request), list_id, if_match(request, list_id))
+        deleted = await _store(request).delete(caller(request), list_id, if_match(request, list_id))
         deletion_meta = ListDeletionMeta(request_id(request.scope), deleted_tasks=deleted.tasks)
         envelope = DeletedListEnvelope(deleted.stored.task_list, deletion_meta)
         return json_response(request.scope, 200, envelope, {"etag": deleted.stored.etag()})
@@ -169,7 +158,7 @@ def _rename(operation_id: str, summary: str) -> Operation:
         summary,
         200,
         ListEnvelope,
-        (*API_ERRORS, *BODY_ERRORS, 404, 409, 412),
+        (*API_ERRORS, *BODY_ERRORS, 404, 412),
         ok_example=ListEnvelope(examples.RENAMED, EXAMPLE_META),
         body=ListUpdate,
         body_example=examples.RENAME,
@@ -186,7 +175,7 @@ DELETE_LIST = Operation(
     "Delete a list and every task in it, in one transaction; answers the list as it was",
     200,
     DeletedListEnvelope,
-    (*API_ERRORS, 404, 409, 412, 422),
+    (*API_ERRORS, 404, 412, 422),
     invalid=FieldError("If-Match", IF_MATCH_RULE),
     ok_example=DeletedListEnvelope(examples.LIST, ListDeletionMeta(EXAMPLE_META.request_id, deleted_tasks=4)),
     parameters=[LIST_ID, IF_MATCH],
@@ -203,7 +192,7 @@ class ListMoving(Endpoint):
         if anchor == list_id:
             raise invalid(side, LIST_ANCHOR_RULE)
         stored = await _store(request).move(
-            _user_id(request), list_id, if_match(request, list_id), anchor, side == "after"
+            caller(request), list_id, if_match(request, list_id), anchor, side == "after"
         )
         return _list_response(request, stored)
 
@@ -213,7 +202,7 @@ MOVE_LIST = Operation(
     "Place a list right before or after another of one's lists",
     200,
     ListEnvelope,
-    (*API_ERRORS, *BODY_ERRORS, 404, 409, 412),
+    (*API_ERRORS, *BODY_ERRORS, 404, 412),
     ok_example=ListEnvelope(examples.MOVED, EXAMPLE_META),
     body=OneAnchorListMove,
     body_example=examples.MOVE,

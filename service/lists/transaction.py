@@ -1,14 +1,13 @@
-"""A list write's transaction: the user's row locked first, then the list's row; started again on a deadlock.
+"""A list write's transaction: the user's row locked first, then the list's row.
 
 The user's row comes before any list or task row in every structural write of a user (the task
 side's tree writes too), so those writes run one at a time and what one reads stays true until it
-commits: a quota counted, a last position read, a neighbour's key.
+commits: a quota counted, a last position read, a neighbour's key. Every writer taking the user's
+row first, no two of them can wait for each other in a cycle: no deadlock to retry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -19,15 +18,12 @@ from sqlalchemy.sql import func, select
 
 from service.db.statements import Query, Runner
 from service.lists.columns import OWNED, USER, lists
-from service.web.errors import Conflict, NotFound, PreconditionFailed
+from service.web.errors import NotFound, PreconditionFailed
 
 T = TypeVar("T")
 
 LIST_NOT_FOUND = "List not found"
 LIST_CHANGED = "The list has changed since the given ETag"
-# A write that meets a deadlock (a task write that took its rows in another order) starts again
-# this many times before a 409.
-WRITE_ATTEMPTS = 5
 
 LOCK_USER = Query.of(select(func.lock_user(USER)))
 # A rename or a move leaves the list's key alone: tasks may still be added to it meanwhile (their
@@ -72,13 +68,6 @@ class Locked:
 
 async def write(runner: Runner, user_id: str, work: Callable[[Locked], Awaitable[T]]) -> T:
     """Run `work` in one transaction that first locks the user's row (making it on a first write)."""
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            async with runner.held(LOCK_USER, user_id) as conn, conn.transaction():
-                await conn.fetchval(
-                    LOCK_USER.sql, *LOCK_USER.args({"user_id": user_id}), timeout=runner.timeout
-                )
-                return await work(Locked(conn, runner.timeout, user_id))
-        except asyncpg.DeadlockDetectedError:
-            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter
-    raise Conflict("Your lists are being changed by another request; try again")
+    async with runner.held(LOCK_USER, user_id) as conn, conn.transaction():
+        await conn.fetchval(LOCK_USER.sql, *LOCK_USER.args({"user_id": user_id}), timeout=runner.timeout)
+        return await work(Locked(conn, runner.timeout, user_id))

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
+from service.web.conditional import ETAG_LIST_PATTERN
 from service.web.schemas import FieldError, ResponseMeta
 
 REF = "#/components/schemas/{name}"
@@ -71,6 +72,21 @@ def parameter(
         "schema": schema,
         "description": description,
     }
+
+
+def if_match(resource: str) -> dict[str, Any]:
+    """The If-Match header of a conditional write to one `resource` (task, list)."""
+    return parameter(
+        "If-Match",
+        "header",
+        {"type": "string", "pattern": ETAG_LIST_PATTERN},
+        f"Write only if the {resource}'s ETag is one of these, or `*`",
+    )
+
+
+IF_NONE_MATCH = parameter(
+    "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
+)
 
 
 def query_parameters(schema: type[msgspec.Struct]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from service.sync.store import ChangeStore
 from service.sync.tokens import Position, SyncTokens
 from service.tasks import documentation as examples
 from service.web.bodies import read_query, rules
+from service.web.endpoint import caller
 from service.web.envelope import json_response, request_id
 from service.web.errors import SyncExpired, invalid
 from service.web.schemas import FieldError
@@ -41,7 +42,7 @@ def since_position(tokens: SyncTokens, user_id: str, token: str, retention: int)
 
 
 async def changes(request: Request[SyncState]) -> Response:
-    user_id: str = request.scope["user"].user_id
+    user_id = caller(request)
     query = read_query(request, ChangesQuery)
     tokens: SyncTokens = request.state["sync_tokens"]
     since = None

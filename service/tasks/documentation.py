@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from service.openapi.operation import header, parameter
+from service.openapi.operation import header, if_match, parameter
 from service.tasks.idempotency import IDEMPOTENCY_KEY_PATTERN
 from service.tasks.schemas import (
     ListCount,
@@ -26,7 +26,6 @@ from service.tasks.schemas import (
     TaskUpdate,
 )
 from service.web.bodies import rules
-from service.web.conditional import ETAG_LIST_PATTERN
 from service.web.schemas import FieldError
 
 TASK = TaskRead(
@@ -84,15 +83,7 @@ ETAG = header("Strong ETag of the task's current version")
 TASK_HEADERS = {"ETag": ETAG}
 BAD_TITLE = FieldError("title", rules(TaskCreate)["title"])
 BAD_LIMIT = FieldError("limit", rules(ListQuery)["limit"])
-IF_MATCH = parameter(
-    "If-Match",
-    "header",
-    {"type": "string", "pattern": ETAG_LIST_PATTERN},
-    "Write only if the task's ETag is one of these, or `*`",
-)
-IF_NONE_MATCH = parameter(
-    "If-None-Match", "header", {"type": "string"}, "Answer 304 if the ETag still matches"
-)
+IF_MATCH = if_match("task")
 IDEMPOTENCY_KEY = parameter(
     "Idempotency-Key",
     "header",

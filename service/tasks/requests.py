@@ -11,14 +11,9 @@ from service.tasks.columns import StoredTask
 from service.tasks.schemas import TaskEnvelope
 from service.tasks.state import TasksState
 from service.tasks.store import TaskStore
+from service.web.endpoint import path_id
 from service.web.envelope import json_response, meta
 from service.web.errors import TASK_NOT_FOUND, NotFound
-
-
-def caller(request: Request[TasksState]) -> str:
-    """The verified caller's id (the auth middleware put it in the scope; the path names them)."""
-    user_id: str = request.scope["user"].user_id
-    return user_id
 
 
 def task_store(request: Request[TasksState]) -> TaskStore:
@@ -26,11 +21,7 @@ def task_store(request: Request[TasksState]) -> TaskStore:
 
 
 def path_task_id(request: Request[TasksState]) -> uuid.UUID:
-    """The path's task id; anything but a UUID cannot name a task, so it is a 404 like any other."""
-    try:
-        return uuid.UUID(request.path_params["task_id"])
-    except ValueError:
-        raise NotFound(TASK_NOT_FOUND) from None
+    return path_id(request, "task_id", TASK_NOT_FOUND)
 
 
 def task_response(

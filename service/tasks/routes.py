@@ -16,6 +16,7 @@ from service.openapi.operation import (
     API_ERRORS,
     BODY_ERRORS,
     EXAMPLE_META,
+    IF_NONE_MATCH,
     REQUEST_ID,
     ApiRoute,
     Operation,
@@ -30,7 +31,6 @@ from service.tasks.documentation import (
     ETAG,
     IDEMPOTENCY_KEY,
     IF_MATCH,
-    IF_NONE_MATCH,
     TASK_HEADERS,
     TASK_LINKS,
     NonEmptyTaskUpdate,
@@ -39,7 +39,7 @@ from service.tasks.idempotency import create_once, idempotency_key
 from service.tasks.ids import uuid7
 from service.tasks.listing.cursors import CursorBinding
 from service.tasks.order.routes import MOVE_TASK, TaskMoving
-from service.tasks.requests import caller, found, path_task_id, task_response, task_store
+from service.tasks.requests import found, path_task_id, task_response, task_store
 from service.tasks.schemas import (
     DeletedMeta,
     ListMeta,
@@ -56,7 +56,7 @@ from service.tasks.state import TasksState
 from service.tasks.summary import CLEAR_COMPLETED, TASK_STATS, CompletedClearing, TaskStatistics
 from service.web.bodies import read_json, read_query
 from service.web.conditional import IF_MATCH_RULE, if_match, none_match
-from service.web.endpoint import Endpoint
+from service.web.endpoint import Endpoint, caller
 from service.web.envelope import json_response, request_id
 from service.web.errors import invalid
 from service.web.schemas import FieldError

@@ -9,11 +9,11 @@ from starlette.responses import Response
 from service.openapi.operation import API_ERRORS, BODY_ERRORS, EXAMPLE_META, Operation, query_parameters
 from service.tasks import documentation as examples
 from service.tasks.fields import LIST_FILTER_RULE, LIST_RULE
-from service.tasks.requests import caller, task_store
+from service.tasks.requests import task_store
 from service.tasks.schemas import ClearCompleted, Cleared, ClearedEnvelope, StatsEnvelope, StatsQuery
 from service.tasks.state import TasksState
 from service.web.bodies import read_json, read_query
-from service.web.endpoint import Endpoint
+from service.web.endpoint import Endpoint, caller
 from service.web.envelope import json_response, meta
 from service.web.schemas import FieldError
 

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
+
+from service.web.errors import NotFound
+
+
+def caller(request: Request[Any]) -> str:
+    """The verified caller's id: the auth middleware put it in the scope (and the path names them)."""
+    user_id: str = request.scope["user"].user_id
+    return user_id
+
+
+def path_id(request: Request[Any], name: str, not_found: str) -> uuid.UUID:
+    """A path's resource id; anything but a UUID cannot name one, so it is a 404 like any other."""
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise NotFound(not_found) from None
 
 
 class Endpoint(HTTPEndpoint):

@@ -10,12 +10,12 @@ from service.tasks import documentation as examples
 from service.tasks.documentation import IF_MATCH, TASK_HEADERS, OneAnchorMove
 from service.tasks.fields import ANCHOR_RULE
 from service.tasks.order.move import move
-from service.tasks.requests import caller, path_task_id, task_response, task_store
+from service.tasks.requests import path_task_id, task_response, task_store
 from service.tasks.schemas import TaskEnvelope, TaskMove
 from service.tasks.state import TasksState
 from service.web.bodies import read_json
 from service.web.conditional import if_match
-from service.web.endpoint import Endpoint
+from service.web.endpoint import Endpoint, caller
 from service.web.schemas import FieldError
 
 
