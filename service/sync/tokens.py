@@ -12,7 +12,7 @@ from service.auth.signing import b64decode, b64encode, derive_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAC_BYTES = 16
-# Version 2 adds the phase; version 1 tokens (no phase) are still read.
+# Version 2 adds the phase and the lists' number; version 1 tokens (neither) are still read.
 _VERSION = 2
 # Version, change number, the time the position was last known current (microseconds), the
 # phase (1 while a full sync is still sending lists: the number is then the last list's), and the

@@ -3,6 +3,7 @@
 // (the flag keeps fields that have a default, such as `description`, optional in request bodies)
 // tests/system/test_typed_client.py generates the types, compiles this with `tsc --strict` and runs it
 // against a live server (API_URL, USER_ID, TOKEN); it prints what each step saw as one JSON line.
+// Tasks first (create, list, conditional update, toggle, delete), then lists and subtasks.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
