@@ -242,7 +242,9 @@ def big_tree(pg_admin_url: str) -> Database:
 @pytest.mark.parametrize("inbox", [True, False], ids=["inbox", "a-list"])
 @pytest.mark.parametrize("after", [False, True], ids=["first-page", "next-page"])
 @pytest.mark.parametrize("under", [False, True], ids=["every-level", "under-a-parent"])
-def test_tree_order_is_one_range_of_the_tree_index(big_tree: Database, inbox: bool, after: bool, under: bool) -> None:
+def test_tree_order_is_one_range_of_the_tree_index(
+    big_tree: Database, inbox: bool, after: bool, under: bool
+) -> None:
     """sort=position within a list (or the Inbox), first page or next, a parent's subtasks or all: an
     index scan of tasks_user_tree_key, no sort step."""
     filters = ("parent_id",) if under else ()
