@@ -46,13 +46,22 @@ def _load(server: LiveServer, user: str, **generation: Any) -> Any:
                 # Invalid input may also be long enough to be refused for its size (many `tag`s).
                 "negative_data_rejection": {"expected-statuses": [*REJECTED, "414", "431"]},
             },
-            # A well-formed move may name an anchor that is none of the user's tasks (the schema
-            # cannot know which ids exist): a valid request that must fail, 422 naming the field.
+            # A well-formed id may name a task or list that is none of the user's (the schema cannot
+            # know which ids exist): a valid request that must fail, 422 naming the field. So may a
+            # move that would nest too deep, or a subtask in another list than its parent's.
             "operations": [
                 {
-                    "include-operation-id": "moveTask",
+                    "include-operation-id": operation,
                     "checks": {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]}},
                 }
+                for operation in (
+                    "moveTask",
+                    "listTasks",
+                    "createTask",
+                    "taskStats",
+                    "clearCompleted",
+                    "moveList",
+                )
             ],
         }
     )
