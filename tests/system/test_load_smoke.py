@@ -60,3 +60,29 @@ def test_cpu_benchmark_runs_every_operation() -> None:
     figures = json.loads(result.stdout)
     for operation in ("list", "get", "create", "update"):
         assert figures[operation]["cpu_us_per_request"] > 0, operation
+
+
+def test_scale_benchmark_loads_checks_and_times_every_operation(tmp_path: Path) -> None:
+    """`python -m tests.load.scale` end to end, tiny: the load passes its SQL checks (it stops if
+    not) and every operation is timed against both databases, none absent."""
+    command = ["tests.load.scale", "--tasks", "3000", "--users", "20", "--heavy", "1200", "--lists", "8"]
+    command += ["--small-tasks", "400", "--small-users", "4", "--requests", "2", "--out", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", *command], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stderr.count("scale: checks pass") == 2
+    report = json.loads((tmp_path / "report.json").read_text())
+    for label in ("small", "large"):
+        assert report[label]["absent"] == {}
+        timings = report[label]["timings"]
+        for operation in (
+            "lists",
+            "tree order, all lists, deep page across lists",
+            "children (parent_id)",
+            "stats, one list",
+            "move, subtree to another list and back",
+            "move, under a parent and back",
+            "changes, caught up",
+        ):
+            assert timings[operation]["n"] == 2, (label, operation)
