@@ -261,3 +261,24 @@ def test_tree_order_is_one_range_of_the_tree_index(
     assert "tasks_user_tree_key" in plan, plan
     assert "Sort" not in plan.replace("Sort Key", ""), plan
     assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "title", "due_at"])
+@pytest.mark.parametrize("inbox", [True, False], ids=["inbox", "a-list"])
+def test_a_parents_children_in_any_sort_read_its_subtree_only(
+    big_tree: Database, sort: str, inbox: bool
+) -> None:
+    """parent_id in a sort the tree index does not give: the parent's range of the tree index (its
+    subtree), never every task of the user filtered in the sort's own index."""
+    where = "in the Inbox" if inbox else "in a list"
+    query = list_query(sort, (f"parent_id {where}",), False)
+    values: dict[str, object] = {
+        "user_id": "user-0",
+        "parent_list": uuid.UUID("00000000-0000-7000-8000-000000000000"),
+        "parent_key": "800000000010",
+        "parent_id": uuid.uuid4(),
+        "limit": 51,
+    }
+    plan = "\n".join(r[0] for r in big_tree.query(f"EXPLAIN {query.sql}", *query.args(values)))
+    assert "tasks_user_tree_key" in plan, plan
+    assert "Seq Scan" not in plan, plan
