@@ -105,7 +105,9 @@ TaskAnchor = Annotated[
 
 # The tree (contract v3): a top-level task is level 1.
 MAX_LEVELS = 4
-PARENT_RULE = f"must be the id of one of your tasks, above level {MAX_LEVELS}"
+PARENT_RULE = "must be the id of one of your tasks"
+# A move's parent or anchor: never the moved task or one of its subtasks (that would be a cycle).
+OUTSIDE_RULE = "must not be the task itself or one of its subtasks"
 LIST_RULE = "must be the id of one of your lists, or null for the Inbox"
 LIST_FILTER_RULE = "must be the id of one of your lists, or inbox"
 PARENT_FILTER_RULE = "must be the id of one of your tasks, or none"
@@ -113,11 +115,18 @@ SAME_LIST_RULE = "must be the parent's list: a subtask is always in its parent's
 LEVELS_RULE = f"would nest tasks deeper than {MAX_LEVELS} levels"
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 INBOX = "inbox"
+
+
+def _any_case(word: str) -> str:
+    """A pattern for `word` in any case, as ids are taken in any case (a JSON Schema pattern has no flags)."""
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
 TOP_LEVEL = "none"
 ListFilter = Annotated[
     str,
     Meta(
-        pattern=f"^(?:{INBOX}|{_UUID})$",
+        pattern=f"^(?:{_any_case(INBOX)}|{_UUID})$",
         description="One list's tasks: a list id, or `inbox`",
         extra={"rule": LIST_FILTER_RULE},
     ),
@@ -125,7 +134,7 @@ ListFilter = Annotated[
 ParentFilter = Annotated[
     str,
     Meta(
-        pattern=f"^(?:{TOP_LEVEL}|{_UUID})$",
+        pattern=f"^(?:{_any_case(TOP_LEVEL)}|{_UUID})$",
         description="One task's subtasks (its children): a task id, or `none` for top-level tasks only",
         extra={"rule": PARENT_FILTER_RULE},
     ),

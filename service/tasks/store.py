@@ -37,7 +37,7 @@ from service.tasks.columns import (
     users,
     utc_now,
 )
-from service.tasks.fields import LIST_RULE, MAX_LEVELS, PARENT_RULE, SAME_LIST_RULE, tag_keys
+from service.tasks.fields import LEVELS_RULE, LIST_RULE, MAX_LEVELS, PARENT_RULE, SAME_LIST_RULE, tag_keys
 from service.tasks.listing import query as listing
 from service.tasks.listing import tree as tree_listing
 from service.tasks.schemas import ListQuery, TaskCreate, TaskRead, TaskStats, TaskUpdate
@@ -252,8 +252,10 @@ class TaskStore:
     ) -> asyncpg.Record | None:
         bound = self.runner.timeout
         parent = await nodes.lock_task(conn, bound, values["user_id"], parent_id)
-        if parent is None or parent.level >= MAX_LEVELS:
+        if parent is None:
             raise invalid("parent_id", PARENT_RULE)
+        if parent.level >= MAX_LEVELS:
+            raise invalid("parent_id", LEVELS_RULE)
         if list_id is not UNSET and list_id != parent.list_id:
             raise invalid("list_id", SAME_LIST_RULE)
         values.update(list_id=parent.list_id, ancestry=tree_keys.child_ancestry(parent.key))

@@ -21,7 +21,14 @@ from sqlalchemy.sql import func, select, update
 from service.db.statements import Query, Runner, param
 from service.lists.columns import lists
 from service.tasks.columns import BUMP, OWNED, RETURNED, USER, StoredTask, tasks, utc_now
-from service.tasks.fields import ANCHOR_RULE, LEVELS_RULE, LIST_RULE, PARENT_RULE, SAME_LIST_RULE
+from service.tasks.fields import (
+    ANCHOR_RULE,
+    LEVELS_RULE,
+    LIST_RULE,
+    OUTSIDE_RULE,
+    PARENT_RULE,
+    SAME_LIST_RULE,
+)
 from service.tasks.order import positions
 from service.tasks.order.respace import SET_HEAD, respace, siblings_around
 from service.tasks.schemas import TaskMove
@@ -173,13 +180,17 @@ async def _place(
         anchor_id = getattr(placement, side)
         if isinstance(anchor_id, uuid.UUID):
             anchor = await nodes.node(conn, bound, user_id, anchor_id)
-            if anchor is None or task.holds(anchor):
+            if anchor is None:
                 raise invalid(side, ANCHOR_RULE)
+            if task.holds(anchor):
+                raise invalid(side, OUTSIDE_RULE)
             return Place(side, anchor.list_id, anchor.parent_id, anchor.ancestry, anchor, side == "after")
     if isinstance(placement.parent_id, uuid.UUID):
         parent = await nodes.node(conn, bound, user_id, placement.parent_id)
-        if parent is None or task.holds(parent):
+        if parent is None:
             raise invalid("parent_id", PARENT_RULE)
+        if task.holds(parent):
+            raise invalid("parent_id", OUTSIDE_RULE)
         if placement.list_id is not UNSET and placement.list_id != parent.list_id:
             raise invalid("list_id", SAME_LIST_RULE)
         return Place("parent_id", parent.list_id, parent.id, keys.child_ancestry(parent.key))

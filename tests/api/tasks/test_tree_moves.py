@@ -178,6 +178,8 @@ def test_moves_that_cannot_be_are_422_and_change_nothing(
     assert_error(response, 422, "VALIDATION_ERROR")
     if field != "body":
         assert invalid_field(response) == field
+    if mover == "a" or body_of(t).get("before") == t["a1"]["id"]:  # itself, or one of its own
+        assert "itself" in response.json()["error"]["details"][0]["message"]
     assert {name: _get(app_client, user, task["id"]).headers["etag"] for name, task in t.items()} == before
 
 
