@@ -11,15 +11,15 @@ from msgspec import Struct
 from sqlalchemy import Text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql import delete, func, select, update
-from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
 from service.lists import order
 from service.lists.columns import BUMP, OWNED, RETURNED, USER, StoredList, lists
 from service.lists.schemas import ListCreate, ListRead
 from service.lists.transaction import Locked, write
-from service.tasks.columns import tasks, users, utc_now
+from service.tasks.columns import tasks, utc_now
 from service.tasks.order import positions
+from service.tasks.tree.writes import deleting
 from service.web.errors import QuotaExceeded
 
 DEFAULT_MAX_LISTS = 500
@@ -47,19 +47,7 @@ CREATE = Query.of(
 RENAME = Query.of(update(lists).where(*OWNED).values(name=param("name", Text), **BUMP).returning(*RETURNED))
 # The list's tasks go first, in a statement of their own: the feed numbers their tombstones before
 # the list's. The count goes down by exactly the rows deleted, as clear-completed's does.
-_emptied = (
-    delete(tasks)
-    .where(tasks.c.user_id == USER, tasks.c.list_id == param("list_id", tasks.c.list_id.type))
-    .returning(tasks.c.id)
-    .cte("emptied")
-)
-_emptied_count = select(func.count()).select_from(_emptied).scalar_subquery()
-_uncount = (
-    update(users)
-    .where(users.c.id == USER, _emptied_count > literal_column("0"))
-    .values(task_count=users.c.task_count - _emptied_count)
-    .cte("uncounted")
-)
+_, _emptied_count, _uncount = deleting(tasks.c.list_id == param("list_id", tasks.c.list_id.type))
 EMPTY = Query.of(select(_emptied_count.label("deleted")).add_cte(_uncount))
 DELETE = Query.of(delete(lists).where(*OWNED).returning(*RETURNED))
 

@@ -37,7 +37,8 @@ def _tag_totals(spellings: Subquery) -> tuple[ColumnElement[Any], ColumnElement[
         .group_by(spellings.c.tag_key)
         .order_by(func.sum(spellings.c.tasks).desc(), shown)
         .limit(literal_column(str(STATS_TAGS_MAX)))
-        .subquery("tag_totals")
+        # A CTE, read by both arrays below: PostgreSQL computes it once (a subquery, twice).
+        .cte("tag_totals")
     )
     order = (totals.c.count.desc(), totals.c.name.collate("C"))
     return (

@@ -17,7 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 from msgspec import UNSET, UnsetType
 from sqlalchemy import Boolean, Integer, SmallInteger, Text, case, cast, func
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.sql import ColumnElement, delete, select, update
+from sqlalchemy.sql import ColumnElement, select, update
 from sqlalchemy.sql.expression import literal_column
 
 from service.db.statements import Query, Runner, param
@@ -45,7 +45,7 @@ from service.tasks.tree import keys as tree_keys
 from service.tasks.tree import nodes
 from service.tasks.tree.keys import in_list
 from service.tasks.tree.nodes import LOCKED
-from service.tasks.tree.writes import DELETE_SUBTREE, REOPEN, cascading
+from service.tasks.tree.writes import DELETE_SUBTREE, REOPEN, cascading, deleting
 from service.web.errors import TASK_NOT_FOUND, ApiError, NotFound, PreconditionFailed, QuotaExceeded, invalid
 
 DEFAULT_MAX_TASKS = 100_000
@@ -157,19 +157,7 @@ CASCADING_COMPLETION = {inbox: cascading(_completion_target, inbox) for inbox in
 # too, so whole subtrees go, and no task is left without its parent. `list_found` tells a list that
 # is not the user's from an empty one.
 def _clear_completed(*conditions: ColumnElement[bool]) -> Query:
-    cleared = (
-        delete(tasks)
-        .where(LOCKED, tasks.c.user_id == USER, tasks.c.completed, *conditions)
-        .returning(tasks.c.id)
-        .cte("cleared")
-    )
-    count = select(func.count()).select_from(cleared).scalar_subquery()
-    uncounted = (
-        update(users)
-        .where(users.c.id == USER, count > literal_column("0"))
-        .values(task_count=users.c.task_count - count)
-        .cte("uncounted_cleared")
-    )
+    _, count, uncounted = deleting(LOCKED, tasks.c.completed, *conditions)
     found = select(lists.c.id).where(lists.c.user_id == USER, lists.c.id == param("list_id")).exists()
     return Query.of(select(count.label("deleted"), found.label("list_found")).add_cte(uncounted))
 

@@ -15,6 +15,7 @@ from sqlalchemy import any_ as sql_any
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Update, delete, func, select, update
 from sqlalchemy.sql.expression import literal_column, null
+from sqlalchemy.sql.selectable import CTE
 
 from service.db.statements import Query, param
 from service.tasks.columns import BUMP, RETURNED, USER, tasks, users
@@ -69,17 +70,24 @@ def cascading(target: Update, inbox: bool) -> Query:
 REOPEN = {inbox: Query.of(reopening(inbox)) for inbox in (False, True)}
 
 
-def _deleting_subtree(inbox: bool) -> Query:
-    """Delete a task and everything under it; the task as it was and how many subtasks went."""
-    gone = (
-        delete(tasks)
-        .where(tasks.c.user_id == USER, keys.in_list(inbox), keys.subtree(param("key", Text)))
-        .returning(*RETURNED)
-        .cte("gone")
-    )
+def deleting(*conditions: Any, returning: tuple[Any, ...] = (tasks.c.id,)) -> tuple[CTE, Any, CTE]:
+    """Delete the user's tasks that meet `conditions`: the deleted rows, their count, and the
+    user's task count lowered by exactly that many (a concurrent delete of a row finds none)."""
+    gone = delete(tasks).where(tasks.c.user_id == USER, *conditions).returning(*returning).cte("gone")
     count = select(func.count()).select_from(gone).scalar_subquery()
     uncounted = (
-        update(users).where(users.c.id == USER).values(task_count=users.c.task_count - count).cte("uncounted")
+        update(users)
+        .where(users.c.id == USER, count > literal_column("0"))
+        .values(task_count=users.c.task_count - count)
+        .cte("uncounted")
+    )
+    return gone, count, uncounted
+
+
+def _deleting_subtree(inbox: bool) -> Query:
+    """Delete a task and everything under it; the task as it was and how many subtasks went."""
+    gone, count, uncounted = deleting(
+        keys.in_list(inbox), keys.subtree(param("key", Text)), returning=RETURNED
     )
     return Query.of(
         select(*(gone.c[c.name] for c in RETURNED), (count - literal_column("1")).label("subtasks"))
